@@ -8,7 +8,7 @@ live here too. Every change goes through an Alembic migration.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -42,7 +42,7 @@ UtcDateTime = DateTime(timezone=True)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -57,17 +57,21 @@ class SourceRecord(Base):
     __table_args__ = (
         UniqueConstraint("connector", "kind", "external_id"),
         Index("ix_source_records_kind_connector", "kind", "connector"),
+        Index("ix_source_records_account", "connector", "account_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     connector: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(40))
     external_id: Mapped[str] = mapped_column(String(255))
+    account_ref: Mapped[str | None] = mapped_column(String(255))  # fields["account_id"]: the parent account
     data: Mapped[dict[str, Any]]
+    checksum: Mapped[str] = mapped_column(String(32))        # of `data` + `deleted`: skip no-op writes
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     source_updated_at: Mapped[datetime | None]
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_run_id: Mapped[int | None] = mapped_column(Integer)  # last full run that saw it (vanish detection)
 
 
 class Customer(Base):
@@ -235,3 +239,40 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(30))   # unsubscribed | hard_bounce | manual
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PlaybookEntry(Base):
+    """A customer entering a playbook for one trigger occurrence (or held out as control)."""
+
+    __tablename__ = "playbook_entries"
+    __table_args__ = (UniqueConstraint("playbook", "customer_id", "occurrence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    occurrence: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    control: Mapped[bool] = mapped_column(Boolean, default=False)
+    metric: Mapped[str | None] = mapped_column(String(60))
+    metric_at_entry: Mapped[float | None] = mapped_column(Float)
+    metric_after: Mapped[float | None] = mapped_column(Float)
+    measured_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]]
+
+
+class WebhookEvent(Base):
+    """A webhook delivery, stored before it is acknowledged and processed afterwards."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("connector", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")   # pending | processed | failed
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

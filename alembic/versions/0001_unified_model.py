@@ -95,15 +95,19 @@ def upgrade() -> None:
     sa.Column('connector', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=False),
+    sa.Column('account_ref', sa.String(length=255), nullable=True),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('checksum', sa.String(length=32), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('source_updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('synced_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('seen_run_id', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_source_records')),
     sa.UniqueConstraint('connector', 'kind', 'external_id', name=op.f('uq_source_records_connector_kind_external_id'))
     )
     with op.batch_alter_table('source_records', schema=None) as batch_op:
+        batch_op.create_index('ix_source_records_account', ['connector', 'account_ref'], unique=False)
         batch_op.create_index('ix_source_records_kind_connector', ['kind', 'connector'], unique=False)
 
     op.create_table('suppressions',
@@ -141,6 +145,19 @@ def upgrade() -> None:
     sa.Column('lease_owner', sa.String(length=100), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('connector', 'stream', name=op.f('pk_sync_state'))
+    )
+    op.create_table('webhook_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('connector', sa.String(length=100), nullable=False),
+    sa.Column('event_id', sa.String(length=255), nullable=False),
+    sa.Column('type', sa.String(length=100), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events')),
+    sa.UniqueConstraint('connector', 'event_id', name=op.f('uq_webhook_events_connector_event_id'))
     )
     op.create_table('churn_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -188,9 +205,33 @@ def upgrade() -> None:
     with op.batch_alter_table('health_scores', schema=None) as batch_op:
         batch_op.create_index('ix_health_scores_customer_time', ['customer_id', 'scored_at'], unique=False)
 
+    op.create_table('playbook_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('playbook', sa.String(length=100), nullable=False),
+    sa.Column('version', sa.String(length=40), nullable=False),
+    sa.Column('customer_id', sa.String(length=40), nullable=False),
+    sa.Column('occurrence', sa.String(length=100), nullable=False),
+    sa.Column('entered_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('control', sa.Boolean(), nullable=False),
+    sa.Column('metric', sa.String(length=60), nullable=True),
+    sa.Column('metric_at_entry', sa.Float(), nullable=True),
+    sa.Column('metric_after', sa.Float(), nullable=True),
+    sa.Column('measured_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_playbook_entries_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_playbook_entries')),
+    sa.UniqueConstraint('playbook', 'customer_id', 'occurrence', name=op.f('uq_playbook_entries_playbook_customer_id_occurrence'))
+    )
+    with op.batch_alter_table('playbook_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_playbook_entries_customer_id'), ['customer_id'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('playbook_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_playbook_entries_customer_id'))
+
+    op.drop_table('playbook_entries')
     with op.batch_alter_table('health_scores', schema=None) as batch_op:
         batch_op.drop_index('ix_health_scores_customer_time')
 
@@ -203,6 +244,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_churn_events_customer_id'))
 
     op.drop_table('churn_events')
+    op.drop_table('webhook_events')
     op.drop_table('sync_state')
     with op.batch_alter_table('sync_runs', schema=None) as batch_op:
         batch_op.drop_index('ix_sync_runs_connector_stream')
@@ -211,6 +253,7 @@ def downgrade() -> None:
     op.drop_table('suppressions')
     with op.batch_alter_table('source_records', schema=None) as batch_op:
         batch_op.drop_index('ix_source_records_kind_connector')
+        batch_op.drop_index('ix_source_records_account')
 
     op.drop_table('source_records')
     with op.batch_alter_table('sent_messages', schema=None) as batch_op:

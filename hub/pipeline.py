@@ -1,0 +1,70 @@
+"""What runs after data arrives: the hub's jobs in order, shared by `sync`, `run` and `demo`.
+
+Each capability adds its step here (identity resolution, churn, health, playbooks, dunning);
+the CLI and the scheduler call `sync_and_process` so they never drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.app import Hub
+from hub.connector import Connector
+from hub.errors import ConfigError
+from hub.sync import StreamSelection, SyncEngine, SyncProgress, SyncRunSummary
+
+
+@dataclass
+class SyncOutcome:
+    runs: list[SyncRunSummary] = field(default_factory=list)
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(run.status == "succeeded" for run in self.runs)
+
+
+def select_connectors(hub: Hub, names: Sequence[str] | None) -> dict[str, Connector]:
+    """Build the named connectors (or every enabled one that has inbound streams)."""
+    configured = hub.settings.connectors
+    if names:
+        unknown = [n for n in names if n not in configured]
+        if unknown:
+            raise ConfigError(f"no connector named {', '.join(map(repr, unknown))} "
+                              f"(configured: {', '.join(sorted(configured)) or 'none'})")
+        chosen = list(names)
+    else:
+        chosen = [n for n, c in configured.items() if c.enabled]
+    connectors = {name: hub.connector(name) for name in chosen}
+    return {name: c for name, c in connectors.items() if c.streams or names}
+
+
+def sync(hub: Hub, names: Sequence[str] | None = None, *, streams: Sequence[str] | None = None,
+         full: bool = False, progress: SyncProgress | None = None,
+         stop: threading.Event | None = None) -> SyncOutcome:
+    """Sync the selected streams, then run the processing steps."""
+    hub.ensure_database()
+    connectors = select_connectors(hub, names)
+    if streams:
+        missing = [s for s in streams if not any(s in c.streams for c in connectors.values())]
+        if missing:
+            raise ConfigError(f"no selected connector has stream(s) {', '.join(missing)}")
+    engine = SyncEngine(hub.engine, progress=progress, stop=stop,
+                        on_finished=lambda run: hub.hook.sync_finished(run=run))
+    try:
+        runs = engine.run(StreamSelection(connectors, streams), full=full)
+    finally:
+        for connector in connectors.values():
+            connector.close()
+    outcome = SyncOutcome(runs)
+    if stop is None or not stop.is_set():
+        outcome.steps.update(process(hub))
+    return outcome
+
+
+def process(hub: Hub) -> dict[str, Any]:
+    """Derived work after a sync. Steps are added here as their capabilities land."""
+    return {}

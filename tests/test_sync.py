@@ -1,0 +1,162 @@
+"""The sync engine on SQLite and PostgreSQL, with a scripted in-process connector.
+
+The connector here is a plain list of records served in pages with an offset-and-version state,
+so each test can inject exactly the failure it is about. The built-in connectors are exercised
+against their sandboxes in tests/test_sync_sandboxes.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, select
+
+from hub import CheckResult, Connector, Page, Record, Stream
+from hub.models import SourceRecord, SyncRun, SyncState
+from hub.sync import NoProgress, StreamSelection, SyncEngine, SyncRunSummary
+
+
+class ScriptedConnector(Connector):
+    """Serves `rows` (id -> (version, fields)) ordered by version, `page_size` at a time.
+
+    State is the highest version committed; `fail_after_pages` raises after that many pages.
+    """
+
+    streams = {"things": Stream("things", ("account",))}
+
+    def __init__(self, page_size: int = 3) -> None:
+        self.rows: dict[str, tuple[int, dict[str, Any], bool]] = {}
+        self.version = 0
+        self.page_size = page_size
+        self.fail_after_pages: int | None = None
+        self.requests = 0
+
+    def put(self, external_id: str, deleted: bool = False, **fields: Any) -> None:
+        self.version += 1
+        self.rows[external_id] = (self.version, fields, deleted)
+
+    def purge(self, external_id: str) -> None:
+        del self.rows[external_id]
+
+    @property
+    def request_count(self) -> int:
+        return self.requests
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "ok")
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        since = (state or {}).get("version", 0)
+        pending = sorted((v, i, f, d) for i, (v, f, d) in self.rows.items() if v > since)
+        pages = 0
+        for start in range(0, max(len(pending), 1), self.page_size):
+            if self.fail_after_pages is not None and pages == self.fail_after_pages:
+                raise RuntimeError("injected failure between pages")
+            self.requests += 1
+            chunk = pending[start:start + self.page_size]
+            records = [Record("account", i, f, deleted=d) for _, i, f, d in chunk]
+            pages += 1
+            yield Page(records, {"version": chunk[-1][0] if chunk else since})
+
+    def execute(self, operation: str, params: BaseModel, *, idempotency_key: str) -> Any:
+        raise NotImplementedError
+
+
+def stored(engine: Engine) -> dict[str, tuple[dict[str, Any], bool]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(SourceRecord.external_id, SourceRecord.data, SourceRecord.deleted)).all()
+    return {external_id: (data, deleted) for external_id, data, deleted in rows}
+
+
+def sync(engine: Engine, connector: Connector, *, full: bool = False) -> SyncRunSummary:
+    [summary] = SyncEngine(engine).run(StreamSelection({"crm": connector}), full=full)
+    return summary
+
+
+def test_full_then_no_change_writes_nothing(engine: Engine) -> None:
+    connector = ScriptedConnector()
+    for n in range(7):
+        connector.put(f"a{n}", name=f"Account {n}")
+    first = sync(engine, connector)
+    assert (first.status, first.pages, first.inserted) == ("succeeded", 3, 7)
+    second = sync(engine, connector)
+    assert (second.inserted, second.updated, second.deleted, second.requests) == (0, 0, 0, 1)
+    assert len(stored(engine)) == 7
+
+
+def test_updates_and_deletes_are_applied_and_deleted_rows_kept(engine: Engine) -> None:
+    connector = ScriptedConnector()
+    for n in range(4):
+        connector.put(f"a{n}", name=f"Account {n}")
+    sync(engine, connector)
+    connector.put("a1", name="Renamed")
+    connector.put("a2", deleted=True)
+    summary = sync(engine, connector)
+    assert (summary.updated, summary.deleted) == (1, 1)
+    rows = stored(engine)
+    assert rows["a1"] == ({"name": "Renamed"}, False)
+    assert rows["a2"] == ({"name": "Account 2"}, True)  # what we knew is kept, flagged deleted
+
+
+def test_exception_between_pages_resumes_without_loss_or_duplicates(engine: Engine) -> None:
+    connector = ScriptedConnector(page_size=2)
+    for n in range(9):
+        connector.put(f"a{n}", name=f"Account {n}")
+    connector.fail_after_pages = 2
+    failed = sync(engine, connector)
+    assert failed.status == "failed" and "injected failure" in (failed.error or "")
+    assert len(stored(engine)) == 4  # two committed pages, nothing of the third
+    connector.fail_after_pages = None
+    resumed = sync(engine, connector)
+    assert (resumed.status, resumed.inserted, resumed.updated) == ("succeeded", 5, 0)
+    assert sorted(stored(engine)) == sorted(connector.rows)
+    with engine.connect() as connection:
+        statuses = connection.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
+    assert statuses == ["failed", "succeeded"]
+
+
+def test_stop_request_finishes_the_page_and_keeps_state(engine: Engine) -> None:
+    connector = ScriptedConnector(page_size=2)
+    for n in range(6):
+        connector.put(f"a{n}")
+    stop = threading.Event()
+
+    class StopAfterFirstPage(NoProgress):
+        def page(self, summary: SyncRunSummary) -> None:
+            stop.set()  # as the SIGTERM handler does, while a page is being written
+
+    [stopped] = SyncEngine(engine, stop=stop, progress=StopAfterFirstPage()).run(StreamSelection({"crm": connector}))
+    assert (stopped.status, stopped.pages, len(stored(engine))) == ("stopped", 1, 2)
+    resumed = sync(engine, connector)
+    assert resumed.inserted == 4 and len(stored(engine)) == 6
+
+
+def test_full_reconciliation_detects_vanished_records(engine: Engine) -> None:
+    connector = ScriptedConnector()
+    for n in range(5):
+        connector.put(f"a{n}", name=str(n))
+    sync(engine, connector)
+    connector.purge("a3")  # gone upstream without a tombstone
+    incremental = sync(engine, connector)
+    assert incremental.deleted == 0
+    full = sync(engine, connector, full=True)
+    assert full.status == "succeeded" and full.deleted == 1 and full.inserted == 0
+    assert stored(engine)["a3"][1] is True
+    assert not any(deleted for key, (_, deleted) in stored(engine).items() if key != "a3")
+    again = sync(engine, connector, full=True)
+    assert again.deleted == 0
+
+
+def test_state_and_rows_share_one_transaction(engine: Engine) -> None:
+    connector = ScriptedConnector(page_size=2)
+    for n in range(4):
+        connector.put(f"a{n}")
+    connector.fail_after_pages = 1
+    sync(engine, connector)
+    with engine.connect() as connection:
+        state = connection.execute(select(SyncState.state)).scalar_one()
+        count = connection.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
+    assert state == {"version": 2} and count == 2
