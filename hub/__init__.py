@@ -27,6 +27,7 @@ from hub.errors import (
     TransientError,
 )
 from hub.extensions import ActionType, HealthFactor
+from hub.faults import FaultProfile
 from hub.hookspecs import hookimpl
 from hub.http import (
     USER_AGENT,
@@ -43,7 +44,7 @@ from hub.records import Kind, Page, Record
 from hub.sandbox import RunningServer, serve_in_thread
 
 __all__ = [
-    "USER_AGENT", "ActionType", "ApiClient", "AuthError", "CheckResult", "ConfigError", "Connector",
+    "USER_AGENT", "ActionType", "FaultProfile", "ApiClient", "AuthError", "CheckResult", "ConfigError", "Connector",
     "ConnectorError", "ConnectorSettings", "ConnectorType", "CursorFromLastItem", "HealthFactor",
     "HubError", "Kind", "NextUrl", "NotFoundError", "Offset", "Operation", "OperationResult", "Page",
     "Paginator", "PermanentError", "PluginError", "QuotaExhaustedError", "RateLimitedError",

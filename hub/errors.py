@@ -5,8 +5,8 @@
     ├── PluginError               duplicate type names, a plugin that fails to load
     ├── ConnectorError            something a connector's API said or did
     │   ├── AuthError             bad credentials, expired token that could not be renewed
-    │   ├── RateLimitedError      429 after the retry budget was spent
     │   ├── TransientError        5xx, timeouts, dropped connections: worth retrying later
+    │   │   └── RateLimitedError  429 after the retry budget was spent
     │   ├── PermanentError        4xx the API will answer the same way every time
     │   │   └── NotFoundError     404
     │   └── QuotaExhaustedError   a daily budget is spent: stop cleanly, keep state
@@ -56,12 +56,12 @@ class AuthError(ConnectorError):
     """Credentials were refused."""
 
 
-class RateLimitedError(ConnectorError):
-    """The API kept answering 429 after every allowed retry."""
-
-
 class TransientError(ConnectorError):
     """A failure that may well succeed later (5xx, timeout, dropped connection)."""
+
+
+class RateLimitedError(TransientError):
+    """The API kept answering 429 after every allowed retry."""
 
 
 class PermanentError(ConnectorError):

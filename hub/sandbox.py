@@ -14,6 +14,8 @@ from typing import Any
 
 import uvicorn
 
+from hub.faults import FaultInjector, FaultLog, FaultProfile
+
 
 @dataclass
 class RunningServer:
@@ -22,6 +24,7 @@ class RunningServer:
     port: int
     _server: uvicorn.Server
     _thread: threading.Thread
+    faults: FaultLog | None = None
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -40,9 +43,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
-                    name: str = "sandbox") -> RunningServer:
-    """Start `app` on host:port (0 = a free port) and wait until it accepts connections."""
+                    name: str = "sandbox", faults: FaultProfile | None = None) -> RunningServer:
+    """Start `app` on host:port (0 = a free port) and wait until it accepts connections.
+
+    With `faults`, every request passes through a `FaultInjector` first (`RunningServer.faults`
+    then holds its log).
+    """
     port = port or free_port(host)
+    injector = FaultInjector(app, faults) if faults is not None and faults.active else None
+    app = injector or app
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off", timeout_keep_alive=30)
     server = _ThreadServer(config)
@@ -53,4 +62,5 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"{name} sandbox failed to start on {host}:{port}")
         time.sleep(0.01)
-    return RunningServer(f"http://{host}:{port}", host, port, server, thread)
+    return RunningServer(f"http://{host}:{port}", host, port, server, thread,
+                         injector.log if injector else None)
