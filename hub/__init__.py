@@ -13,6 +13,7 @@ from hub.connector import (
     OperationResult,
     Sandbox,
     Stream,
+    WebhookEvent,
 )
 from hub.errors import (
     AuthError,
@@ -48,7 +49,7 @@ __all__ = [
     "ConnectorError", "ConnectorSettings", "ConnectorType", "CursorFromLastItem", "HealthFactor",
     "HubError", "Kind", "NextUrl", "NotFoundError", "Offset", "Operation", "OperationResult", "Page",
     "Paginator", "PermanentError", "PluginError", "QuotaExhaustedError", "RateLimitedError",
-    "RateLimiter", "Record", "RetryPolicy", "RunningServer", "Sandbox", "Stream", "TransientError",
+    "RateLimiter", "Record", "RetryPolicy", "RunningServer", "Sandbox", "Stream", "TransientError", "WebhookEvent",
     "default_error_message", "error_for_status", "hookimpl", "paginate", "parse_retry_after", "redact",
     "serve_in_thread",
 ]

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from hub.commands import config_cmd, connector_cmd, db_cmd, plugins_cmd, run_cmd, sync_cmd
+from hub.commands import config_cmd, connector_cmd, db_cmd, plugins_cmd, run_cmd, serve_cmd, sync_cmd
 from hub.commands.context import CliState, err_console
 from hub.errors import HubError
 from hub.http import __version__
@@ -52,6 +52,7 @@ app.command("plugins")(plugins_cmd.plugins)
 app.command("sync")(sync_cmd.sync)
 app.command("status")(sync_cmd.status)
 app.command("run")(run_cmd.run)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(db_cmd.app, name="db")

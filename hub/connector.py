@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.records import Page
+from hub.records import Page, Record
 
 
 class ConnectorSettings(BaseModel):
@@ -60,6 +60,15 @@ class OperationResult:
 
 
 @dataclass(frozen=True)
+class WebhookEvent:
+    """A verified webhook delivery: the provider's event id, type and payload."""
+
+    id: str
+    type: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class CheckResult:
     ok: bool
     detail: str
@@ -86,6 +95,15 @@ class Connector(ABC):
     def execute_many(self, operation: str, items: Sequence[tuple[BaseModel, str]]) -> list[OperationResult]:
         """Run several operations of one kind; connectors with batch APIs override this."""
         return [self.execute(operation, params, idempotency_key=key) for params, key in items]
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Check a delivery's signature and parse it; raise AuthError when forged or stale,
+        PermanentError when malformed. Connectors without webhooks keep this default."""
+        raise NotImplementedError(f"{type(self).__name__} does not receive webhooks")
+
+    def webhook_records(self, event: WebhookEvent) -> Sequence[Record]:
+        """The records an event changes (the object as it is now), mapped like a stream's."""
+        return ()
 
     @property
     def request_count(self) -> int:

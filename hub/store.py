@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -171,3 +171,43 @@ def save_state(connection: Connection, connector: str, stream: str, state: Mappi
 def clear_state(connection: Connection, connector: str, stream: str) -> None:
     connection.execute(sync_state.delete().where(and_(sync_state.c.connector == connector,
                                                       sync_state.c.stream == stream)))
+
+
+class LeaseLost(Exception):
+    """Another worker holds this stream now: the page must not be committed."""
+
+
+def claim_stream(connection: Connection, connector: str, stream: str, owner: str, *,
+                 now: datetime, lease_seconds: float) -> bool:
+    """Take the stream's lease if it is free, expired or already ours. Atomic on both databases:
+    PostgreSQL locks the row with `FOR UPDATE SKIP LOCKED` (a contended row is simply skipped);
+    SQLite serialises writers, and the conditional UPDATE decides."""
+    insert = _insert(connection)(sync_state).values(connector=connector, stream=stream, state=None, updated_at=now)
+    connection.execute(insert.on_conflict_do_nothing(index_elements=["connector", "stream"]))
+    key = and_(sync_state.c.connector == connector, sync_state.c.stream == stream)
+    free = (sync_state.c.lease_owner.is_(None)) | (sync_state.c.lease_expires_at < now) | \
+        (sync_state.c.lease_owner == owner)
+    if connection.dialect.name == "postgresql":
+        locked = connection.execute(select(sync_state.c.stream).where(key, free)
+                                    .with_for_update(skip_locked=True)).first()
+        if locked is None:
+            return False
+    result = connection.execute(update(sync_state).where(key, free).values(
+        lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds)))
+    return result.rowcount == 1
+
+
+def renew_lease(connection: Connection, connector: str, stream: str, owner: str, *,
+                now: datetime, lease_seconds: float) -> None:
+    """Extend our lease; raises LeaseLost if it expired and someone else took the stream."""
+    result = connection.execute(update(sync_state).where(
+        sync_state.c.connector == connector, sync_state.c.stream == stream, sync_state.c.lease_owner == owner,
+    ).values(lease_expires_at=now + timedelta(seconds=lease_seconds)))
+    if result.rowcount != 1:
+        raise LeaseLost(f"{connector}.{stream}: the lease of {owner} was taken over")
+
+
+def release_stream(connection: Connection, connector: str, stream: str, owner: str) -> None:
+    connection.execute(update(sync_state).where(
+        sync_state.c.connector == connector, sync_state.c.stream == stream, sync_state.c.lease_owner == owner,
+    ).values(lease_owner=None, lease_expires_at=None))

@@ -82,8 +82,11 @@ class SyncEngine:
     def __init__(self, engine: Engine, *, progress: SyncProgress | None = None,
                  stop: threading.Event | None = None,
                  on_finished: Callable[[SyncRunSummary], None] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 lease_owner: str | None = None, lease_seconds: float = 300.0) -> None:
         self.engine = engine
+        self.lease_owner = lease_owner     # set by workers sharing one PostgreSQL
+        self.lease_seconds = lease_seconds
         self.progress = progress or NoProgress()
         self.stop = stop or threading.Event()
         self.on_finished = on_finished
@@ -132,6 +135,9 @@ class SyncEngine:
                     summary.deleted += vanished
                     if vanished:
                         summary.notes.append(f"{vanished} record(s) vanished upstream and were marked deleted")
+        except store.LeaseLost as exc:
+            summary.status = "stopped"
+            summary.error = str(exc)
         except QuotaExhaustedError as exc:
             summary.status = "stopped"
             summary.error = str(exc)
@@ -168,6 +174,9 @@ class SyncEngine:
         with self.engine.begin() as connection:
             counts = store.write_records(connection, summary.connector, records, now=now,
                                          seen_run_id=summary.run_id if seen else None)
+            if self.lease_owner:  # fencing: a worker that lost its lease commits nothing
+                store.renew_lease(connection, summary.connector, summary.stream, self.lease_owner,
+                                  now=now, lease_seconds=self.lease_seconds)
             store.save_state(connection, summary.connector, summary.stream, state, now)
             summary.pages += 1
             summary.inserted += counts.inserted

@@ -160,3 +160,37 @@ def test_state_and_rows_share_one_transaction(engine: Engine) -> None:
         state = connection.execute(select(SyncState.state)).scalar_one()
         count = connection.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
     assert state == {"version": 2} and count == 2
+
+
+def test_stream_leases_exclude_other_workers_until_expiry(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from hub import store
+    from hub.models import utcnow
+
+    now = utcnow()
+    with engine.begin() as connection:
+        assert store.claim_stream(connection, "crm", "things", "worker-a", now=now, lease_seconds=60)
+    with engine.begin() as connection:
+        assert not store.claim_stream(connection, "crm", "things", "worker-b", now=now, lease_seconds=60)
+        assert store.claim_stream(connection, "crm", "things", "worker-a", now=now, lease_seconds=60)
+    later = now + timedelta(seconds=61)  # worker-a died: its lease expires
+    with engine.begin() as connection:
+        assert store.claim_stream(connection, "crm", "things", "worker-b", now=later, lease_seconds=60)
+
+
+def test_a_worker_that_lost_its_lease_commits_no_page(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from hub import store
+    from hub.models import utcnow
+
+    connector = ScriptedConnector(page_size=2)
+    for n in range(4):
+        connector.put(f"a{n}")
+    with engine.begin() as connection:
+        store.claim_stream(connection, "crm", "things", "worker-b", now=utcnow() + timedelta(hours=1),
+                           lease_seconds=60)
+    [summary] = SyncEngine(engine, lease_owner="worker-a").run(StreamSelection({"crm": connector}))
+    assert summary.status == "stopped" and "taken over" in (summary.error or "")
+    assert stored(engine) == {}
