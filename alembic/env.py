@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-
 from hub.db import make_engine
 from hub.models import Base
 

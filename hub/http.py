@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     current = now if now is not None else time.time()
     return max(0.0, when.timestamp() - current)
 
@@ -205,11 +205,15 @@ class ApiClient:
         """Send a request, retrying what is worth retrying; return a 2xx/3xx response or raise."""
         started = self._clock()
         attempts = self.retry.max_attempts if retry else 1
+        delays: dict[int, float] = {}  # one draw of jitter per attempt: `stop` and tenacity both ask
 
         def wait(state: tenacity.RetryCallState) -> float:
-            outcome = state.outcome.exception() if state.outcome else None
-            hinted = outcome.delay if isinstance(outcome, _Retry) else None
-            return hinted if hinted is not None else self.retry.backoff(state.attempt_number)
+            if state.attempt_number not in delays:
+                outcome = state.outcome.exception() if state.outcome else None
+                hinted = outcome.delay if isinstance(outcome, _Retry) else None
+                delays[state.attempt_number] = (hinted if hinted is not None
+                                                else self.retry.backoff(state.attempt_number))
+            return delays[state.attempt_number]
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= attempts:

@@ -2,7 +2,8 @@
 
 A paginator is used once per walk. `first(params)` returns the first request's parameters;
 `advance(response_json)` reads a page and remembers where the next one is; `has_next` says
-whether there is one; `next_request()` returns `(url_or_None, params)` for it. `state` is a
+whether there is one; `next_request()` returns `(url, params)` for it; `start()` returns the
+first request (a paginator built from a saved state resumes where it left off). `state` is a
 plain dict that resumes the walk (the connector stores it in its `Page.state`).
 The paging loop lives once, in `paginate`.
 """
@@ -13,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.http import ApiClient
+from hub.errors import TransientError
+from hub.http import ApiClient, redact
 
 
 def json_path(body: Any, path: str) -> Any:
@@ -31,6 +33,10 @@ class Paginator:
 
     def first(self, params: dict[str, Any]) -> dict[str, Any]:
         return params
+
+    def start(self, url: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The first request: `(url, first(params))`, or where a resumed walk left off."""
+        return url, self.first(params)
 
     def advance(self, body: Any, items: list[Any]) -> None:
         raise NotImplementedError
@@ -89,6 +95,10 @@ class NextUrl(Paginator):
     def first(self, params: dict[str, Any]) -> dict[str, Any]:
         return params
 
+    def start(self, url: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        # a resumed walk continues at the saved next-page URL, which carries its own parameters
+        return (self.next_url, {}) if self.next_url else (url, self.first(params))
+
     def advance(self, body: Any, items: list[Any]) -> None:
         self.next_url = json_path(body, self.next_path)
         done = bool(json_path(body, self.done_path)) if self.done_path else False
@@ -144,9 +154,15 @@ def paginate(client: ApiClient, url: str, paginator: Paginator, *,
              items: Callable[[Any], list[Any]], params: dict[str, Any] | None = None,
              method: str = "GET", **request_kwargs: Any) -> Iterator[PageOfItems]:
     """Walk every page; yield each page's items with the paginator state that follows it."""
-    params = paginator.first(dict(params or {}))
+    url, params = paginator.start(url, dict(params or {}))
     while True:
-        body = client.request(method, url, params=params, **request_kwargs).json()
+        # no `params={}`: httpx would then drop the query string of a next-page URL
+        response = client.request(method, url, params=params or None, **request_kwargs)
+        try:
+            body = response.json()
+        except ValueError:  # e.g. a proxy's HTML error page with status 200
+            raise TransientError(f"{method} {response.request.url.path} returned a page that is not JSON: "
+                                 f"{redact(response.text[:200], client.secrets)!r}") from None
         page_items = items(body)
         paginator.advance(body, page_items)
         yield PageOfItems(page_items, body, paginator.state)
