@@ -1,0 +1,1 @@
+"""Zendesk Support: organizations, users, tickets and CSAT/NPS in; tags, fields, tickets and notes out."""
