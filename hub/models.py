@@ -155,6 +155,7 @@ class Action(Base):
     connector: Mapped[str | None] = mapped_column(String(100))
     operation: Mapped[str | None] = mapped_column(String(100))
     params: Mapped[dict[str, Any]]
+    # pending | running | sending | succeeded | failed (retried at next_attempt_at) | dead | skipped
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -162,8 +163,13 @@ class Action(Base):
     lease_expires_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(100))      # the provider's code, e.g. a decline code
+    recipient: Mapped[str | None] = mapped_column(String(320))       # email actions: checked against suppressions
+    transactional: Mapped[bool] = mapped_column(Boolean, default=False)  # never suppressed
+    at_most_once: Mapped[bool] = mapped_column(Boolean, default=False)   # no provider idempotency (SMTP)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 class HealthScore(Base):
@@ -276,3 +282,40 @@ class WebhookEvent(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")   # pending | processed | failed
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class MrrSnapshot(Base):
+    """A subscription's MRR, seats and plan each time a churn run saw them change.
+
+    Source systems only say what a subscription costs now; this change log is the history that
+    contraction (a downgrade, fewer seats) and revenue retention are computed from.
+    """
+
+    __tablename__ = "mrr_snapshots"
+    __table_args__ = (UniqueConstraint("connector", "subscription_id", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    subscription_id: Mapped[str] = mapped_column(String(255))
+    observed_at: Mapped[datetime]
+    mrr: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    plan: Mapped[str | None] = mapped_column(String(255))
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class TicketSignal(Base):
+    """Signals read from one version of a ticket's text: sentiment and a topic key for repeats.
+
+    Computed once per ticket version (`checksum` of the source record), so scoring never
+    re-reads ticket text it has already analysed.
+    """
+
+    __tablename__ = "ticket_signals"
+
+    record_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("source_records.id", ondelete="CASCADE"), primary_key=True)
+    checksum: Mapped[str] = mapped_column(String(32))
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    topic: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -35,8 +36,13 @@ def upgrade() -> None:
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('error_code', sa.String(length=100), nullable=True),
+    sa.Column('recipient', sa.String(length=320), nullable=True),
+    sa.Column('transactional', sa.Boolean(), nullable=False),
+    sa.Column('at_most_once', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_actions')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_actions_idempotency_key'))
     )
@@ -79,6 +85,18 @@ def upgrade() -> None:
     with op.batch_alter_table('dunning_cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dunning_cases_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('mrr_snapshots',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('connector', sa.String(length=100), nullable=False),
+    sa.Column('subscription_id', sa.String(length=255), nullable=False),
+    sa.Column('observed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('mrr', sa.BigInteger(), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('plan', sa.String(length=255), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mrr_snapshots')),
+    sa.UniqueConstraint('connector', 'subscription_id', 'observed_at', name=op.f('uq_mrr_snapshots_connector_subscription_id_observed_at'))
+    )
     op.create_table('sent_messages',
     sa.Column('message_id', sa.String(length=255), nullable=False),
     sa.Column('action_id', sa.Integer(), nullable=True),
@@ -225,9 +243,18 @@ def upgrade() -> None:
     with op.batch_alter_table('playbook_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_playbook_entries_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('ticket_signals',
+    sa.Column('record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('checksum', sa.String(length=32), nullable=False),
+    sa.Column('sentiment', sa.Float(), nullable=True),
+    sa.Column('topic', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['record_id'], ['source_records.id'], name=op.f('fk_ticket_signals_record_id_source_records'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('record_id', name=op.f('pk_ticket_signals'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('ticket_signals')
     with op.batch_alter_table('playbook_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_playbook_entries_customer_id'))
 
@@ -260,6 +287,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sent_messages_action_id'))
 
     op.drop_table('sent_messages')
+    op.drop_table('mrr_snapshots')
     with op.batch_alter_table('dunning_cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dunning_cases_customer_id'))
 
