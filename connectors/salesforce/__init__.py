@@ -1,0 +1,1 @@
+"""Salesforce connector: accounts, contacts, opportunities and users in; tasks and field updates out."""
