@@ -13,7 +13,21 @@ from typing import Annotated
 
 import typer
 
-from hub.commands import config_cmd, connector_cmd, db_cmd, plugins_cmd, run_cmd, serve_cmd, sync_cmd
+from hub.commands import (
+    actions_cmd,
+    churn_cmd,
+    config_cmd,
+    connector_cmd,
+    customers_cmd,
+    db_cmd,
+    health_cmd,
+    identity_cmd,
+    metrics_cmd,
+    plugins_cmd,
+    run_cmd,
+    serve_cmd,
+    sync_cmd,
+)
 from hub.commands.context import CliState, err_console
 from hub.errors import HubError
 from hub.http import __version__
@@ -56,6 +70,15 @@ app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(db_cmd.app, name="db")
+app.command("customers")(customers_cmd.customers)
+app.command("customer")(customers_cmd.customer)
+app.add_typer(identity_cmd.app, name="identity")
+app.command("churn")(churn_cmd.churn)
+app.command("score")(health_cmd.score)
+app.add_typer(health_cmd.app, name="health")
+app.command("metrics")(metrics_cmd.metrics)
+app.command("report")(metrics_cmd.report)
+app.add_typer(actions_cmd.app, name="actions")
 
 
 def _mount_plugin_commands() -> None:

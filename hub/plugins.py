@@ -24,7 +24,14 @@ ENTRY_POINT_GROUP = "churnhub"
 
 # Built-in plugins, registered exactly like third-party ones (the core never imports them by name
 # anywhere else). Each connector is added here when it lands.
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "connectors.stripe.plugin",
+    "connectors.zendesk.plugin",
+    "connectors.salesforce.plugin",
+    "connectors.email.plugin",
+    "actions.plugin",
+    "hub.default_factors",
+)
 
 T = TypeVar("T", ConnectorType, ActionType, HealthFactor)
 
