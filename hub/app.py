@@ -6,16 +6,20 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pluggy
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import db
-from hub.config import Environment, Settings, load_settings
+from hub.config import Environment, Settings, load_settings, located_errors
 from hub.connector import Connector
 from hub.errors import ConfigError
 from hub.plugins import Registry, build_registry, load_plugins, new_plugin_manager
+
+SectionModel = TypeVar("SectionModel", bound=BaseModel)
 
 
 @dataclass
@@ -77,6 +81,22 @@ class Hub:
             known = ", ".join(sorted(self.settings.connectors)) or "none configured"
             raise ConfigError(f"no connector named {name!r} in {self.settings.path.name} (configured: {known})")
         return self.registry.connector_types[config.type].create(config.settings)
+
+    def section(self, name: str, model: type[SectionModel]) -> SectionModel:
+        """A config section (`health`, `churn`, `dunning`, ...) validated as its capability's model.
+
+        Sections are owned by the capability that reads them, so they are validated here on first
+        use, with the same located errors as the rest of the file.
+        """
+        value: Any = getattr(self.settings.file, name)
+        if isinstance(value, model):
+            return value
+        try:
+            return model.model_validate(value or {})
+        except ValidationError as exc:
+            if self.settings.source is None:
+                raise ConfigError(f"{name}: {exc}") from None
+            raise located_errors(exc, self.settings.source, name) from None
 
     @property
     def base_dir(self) -> Path:

@@ -7,13 +7,20 @@ the CLI and the scheduler call `sync_and_process` so they never drift apart.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from hub.app import Hub
+from hub.churnrun import run_churn
 from hub.connector import Connector
 from hub.errors import ConfigError
+from hub.health import plain_error
+from hub.identity_store import connector_types_of, resolve_identities
+from hub.scoring import score_all
+from hub.sections.churn import ChurnSettings
+from hub.sections.health import HealthSettings
 from hub.sync import StreamSelection, SyncEngine, SyncProgress, SyncRunSummary
 
 
@@ -65,6 +72,38 @@ def sync(hub: Hub, names: Sequence[str] | None = None, *, streams: Sequence[str]
     return outcome
 
 
-def process(hub: Hub) -> dict[str, Any]:
-    """Derived work after a sync. Steps are added here as their capabilities land."""
-    return {}
+Step = Callable[[Hub, datetime], Any]
+
+
+def resolve_step(hub: Hub, now: datetime) -> Any:
+    return resolve_identities(hub.engine, hub.settings.file.identity, connector_types_of(hub.settings), now=now)
+
+
+def churn_step(hub: Hub, now: datetime) -> Any:
+    return run_churn(hub.engine, hub.section("churn", ChurnSettings), now=now)
+
+
+def score_step(hub: Hub, now: datetime) -> Any:
+    locate = hub.settings.source.error if hub.settings.source is not None else plain_error
+    return score_all(hub.engine, hub.section("health", HealthSettings), hub.registry.health_factors,
+                     now=now, locate=locate)
+
+
+# In order: customers must exist before churn is classified, and churn states before scoring
+# (churned customers are not scored).
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("identity", resolve_step),
+    ("churn", churn_step),
+    ("health", score_step),
+)
+
+
+def process(hub: Hub, *, now: datetime | None = None, steps: Sequence[str] | None = None) -> dict[str, Any]:
+    """Derived work after a sync, every step from the same `now`; returns each step's summary."""
+    now = now or datetime.now(UTC)
+    results: dict[str, Any] = {}
+    for name, step in STEPS:
+        if steps is None or name in steps:
+            outcome = step(hub, now)
+            results[name] = outcome.as_dict() if hasattr(outcome, "as_dict") else outcome
+    return results

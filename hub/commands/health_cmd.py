@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from hub.app import Hub
@@ -23,28 +22,12 @@ app = typer.Typer(help="Health score tools: backtest the score against what happ
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def section(value: Any, model: type[BaseModel], name: str, hub: Hub) -> Any:
-    """A config section as its model (validated here while `hub.config` still holds a dict)."""
-    if isinstance(value, model):
-        return value
-    from pydantic import ValidationError
-
-    from hub.config import located_errors
-
-    try:
-        return model.model_validate(value or {})
-    except ValidationError as exc:
-        if hub.settings.source is None:
-            raise ConfigError(f"{name}: {exc}") from None
-        raise located_errors(exc, hub.settings.source, name) from None
-
-
 def health_settings(hub: Hub) -> HealthSettings:
-    return section(hub.settings.file.health, HealthSettings, "health", hub)
+    return hub.section("health", HealthSettings)
 
 
 def churn_settings(hub: Hub) -> ChurnSettings:
-    return section(hub.settings.file.churn, ChurnSettings, "churn", hub)
+    return hub.section("churn", ChurnSettings)
 
 
 def locate(hub: Hub) -> Locate:
