@@ -27,6 +27,7 @@ from hub.commands import (
     run_cmd,
     serve_cmd,
     sync_cmd,
+    templates_cmd,
 )
 from hub.commands.context import CliState, err_console
 from hub.errors import HubError
@@ -79,6 +80,7 @@ app.add_typer(health_cmd.app, name="health")
 app.command("metrics")(metrics_cmd.metrics)
 app.command("report")(metrics_cmd.report)
 app.add_typer(actions_cmd.app, name="actions")
+app.add_typer(templates_cmd.app, name="templates")
 
 
 def _mount_plugin_commands() -> None:
