@@ -35,6 +35,7 @@ from hub.http import (
     ApiClient,
     RateLimiter,
     RetryPolicy,
+    WindowLimiter,
     default_error_message,
     error_for_status,
     parse_retry_after,
@@ -49,7 +50,7 @@ __all__ = [
     "ConnectorError", "ConnectorSettings", "ConnectorType", "CursorFromLastItem", "HealthFactor",
     "HubError", "Kind", "NextUrl", "NotFoundError", "Offset", "Operation", "OperationResult", "Page",
     "Paginator", "PermanentError", "PluginError", "QuotaExhaustedError", "RateLimitedError",
-    "RateLimiter", "Record", "RetryPolicy", "RunningServer", "Sandbox", "Stream", "TransientError", "WebhookEvent",
+    "RateLimiter", "Record", "RetryPolicy", "RunningServer", "Sandbox", "Stream", "TransientError", "WebhookEvent", "WindowLimiter",
     "default_error_message", "error_for_status", "hookimpl", "paginate", "parse_retry_after", "redact",
     "serve_in_thread",
 ]

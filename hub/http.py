@@ -13,6 +13,7 @@ with three policies:
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import random
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import tenacity
@@ -72,6 +73,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+class Limiter(Protocol):
+    """Anything that makes a request wait its turn: `acquire()` blocks, returns seconds slept."""
+
+    def acquire(self) -> float: ...
+
+
 class RateLimiter:
     """A token bucket: at most `rate` requests per `per` seconds, smooth bursts of `burst`."""
 
@@ -94,6 +101,37 @@ class RateLimiter:
             self._last = now
             self.tokens -= 1
             wait = -self.tokens / self.fill_rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class WindowLimiter:
+    """At most `limit` requests in any `window` seconds: a sliding log of the last `limit` starts.
+
+    For APIs that count per window (Zendesk: per minute): the first `limit` requests go at once,
+    the next waits until the oldest leaves the window, so no window, sliding or fixed, ever sees
+    more than the budget.
+    """
+
+    def __init__(self, limit: int, window: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be at least 1 and window positive")
+        self.limit, self.window = int(limit), window
+        self._starts: collections.deque[float] = collections.deque()
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        with self._lock:
+            now = self._clock()
+            while self._starts and self._starts[0] <= now - self.window:
+                self._starts.popleft()
+            wait = 0.0
+            if len(self._starts) >= self.limit:
+                wait = self._starts[0] + self.window - now
+                self._starts.popleft()
+            self._starts.append(now + wait)
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -173,7 +211,7 @@ class ApiClient:
         auth: httpx.Auth | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        limiters: Sequence[RateLimiter] = (),
+        limiters: Sequence[Limiter] = (),
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         transport: httpx.BaseTransport | None = None,
@@ -200,7 +238,7 @@ class ApiClient:
     def close(self) -> None:
         self.http.close()
 
-    def request(self, method: str, url: str, *, limiters: Sequence[RateLimiter] = (),
+    def request(self, method: str, url: str, *, limiters: Sequence[Limiter] = (),
                 retry: bool = True, **kwargs: Any) -> httpx.Response:
         """Send a request, retrying what is worth retrying; return a 2xx/3xx response or raise."""
         started = self._clock()
@@ -233,7 +271,7 @@ class ApiClient:
         except _Retry as exhausted:
             raise exhausted.error from None
 
-    def _attempt(self, method: str, url: str, limiters: list[RateLimiter],
+    def _attempt(self, method: str, url: str, limiters: list[Limiter],
                  kwargs: dict[str, Any]) -> httpx.Response:
         for limiter in limiters:
             limiter.acquire()

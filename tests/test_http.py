@@ -21,6 +21,7 @@ from hub import (
     RateLimiter,
     RetryPolicy,
     TransientError,
+    WindowLimiter,
     parse_retry_after,
 )
 from hub.http import error_for_status
@@ -244,3 +245,21 @@ def test_parse_retry_after_seconds(value, expected):
 def test_parse_retry_after_http_date_is_relative_to_now():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
+
+
+def test_window_limiter_lets_the_budget_through_at_once_then_waits_for_the_oldest() -> None:
+    time_ = FakeTime()
+    limiter = WindowLimiter(3, 60.0, clock=time_.clock, sleep=time_.sleep)
+    starts = []
+    for _ in range(3):
+        assert limiter.acquire() == 0.0
+        starts.append(time_.now)
+    time_.now += 10
+    assert limiter.acquire() == pytest.approx(50.0)      # the first start leaves the window at +60
+    starts.append(time_.now)
+    for _ in range(6):
+        limiter.acquire()
+        starts.append(time_.now)
+    # no 60-second window ever holds more than 3 starts
+    assert all(sum(1 for t in starts if w <= t < w + 60) <= 3 for w in starts)
+    assert starts[-1] - starts[0] == pytest.approx(180.0)

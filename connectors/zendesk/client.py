@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from hub import ApiClient, ConnectorError, RateLimiter, RetryPolicy, error_for_status
+from hub import ApiClient, ConnectorError, RetryPolicy, WindowLimiter, error_for_status
 
 from .settings import ZendeskSettings
 
@@ -72,9 +72,10 @@ class ZendeskClient:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  retry: RetryPolicy | None = None) -> None:
         self.base_url = settings.url
-        # burst=1 spaces requests evenly, so no 60-second window ever sees more than the budget
-        self.plan_limiter = RateLimiter(settings.requests_per_minute, 60, burst=1, clock=clock, sleep=sleep)
-        self.export_limiter = RateLimiter(settings.export_requests_per_minute, 60, burst=1, clock=clock, sleep=sleep)
+        # Zendesk counts per minute: no 60-second window may see more than the budget, and a
+        # short sync should not wait at all
+        self.plan_limiter = WindowLimiter(settings.requests_per_minute, 60, clock=clock, sleep=sleep)
+        self.export_limiter = WindowLimiter(settings.export_requests_per_minute, 60, clock=clock, sleep=sleep)
         self.api = ApiClient(
             base_url=settings.url,
             headers={"Authorization": settings.authorization(), "Accept": "application/json"},

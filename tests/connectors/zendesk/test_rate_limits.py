@@ -29,8 +29,9 @@ def test_client_spaces_export_requests_and_the_server_never_says_429(
     records, pages = zd.read_all(connector, "tickets")
     assert sorted(int(r.external_id) for r in records) == list(range(1, 41))
     assert [status for _, _, status in sandbox.request_log] == [200] * 20
-    assert clock.now - started >= 19 * 6  # one export every 6 seconds
-    assert max(clock.slept) <= 6.0 + 1e-6
+    # the first ten go at once, the next ten when the first leave the minute: never a 429
+    assert clock.now - started >= 60
+    assert max(clock.slept) <= 60.0 + 1e-6
 
 
 def test_plan_limit_is_kept_too(sandboxes: Start, connect: Connect, zd: SimpleNamespace, clock: Any) -> None:
@@ -40,7 +41,8 @@ def test_plan_limit_is_kept_too(sandboxes: Start, connect: Connect, zd: SimpleNa
     records, _ = zd.read_all(connector, "organizations")
     assert len({r.external_id for r in records}) == len(records) == 1200
     assert {status for _, _, status in sandbox.request_log} == {200}
-    assert len(sandbox.request_log) >= 12 and clock.now - zd.NOW >= (len(sandbox.request_log) - 1) * 12
+    requests = len(sandbox.request_log)
+    assert requests >= 12 and clock.now - zd.NOW >= (requests - 1) // 5 * 60   # five per minute
 
 
 def test_server_429s_are_waited_out_with_retry_after(sandboxes: Start, connect: Connect, zd: SimpleNamespace,
