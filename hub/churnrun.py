@@ -165,8 +165,8 @@ def run_churn(engine: Engine, rules: ChurnSettings, *, now: datetime | None = No
 
 
 def list_events(connection: Connection, *, since: datetime | None = None, types: list[str] | None = None,
-                limit: int | None = None) -> list[dict[str, Any]]:
-    """Stored churn events, newest first, with the customer's name."""
+                limit: int | None = None, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """Stored churn events, newest first, with the customer's name (of everyone or one customer)."""
     stmt = (select(events_table.c.customer_id, customers.c.name, events_table.c.occurred_at, events_table.c.type,
                    events_table.c.reason, events_table.c.mrr_lost, events_table.c.currency, events_table.c.evidence)
             .join(customers, customers.c.id == events_table.c.customer_id)
@@ -175,6 +175,8 @@ def list_events(connection: Connection, *, since: datetime | None = None, types:
         stmt = stmt.where(events_table.c.occurred_at >= since)
     if types:
         stmt = stmt.where(events_table.c.type.in_(types))
+    if customer_id is not None:
+        stmt = stmt.where(events_table.c.customer_id == customer_id)
     if limit:
         stmt = stmt.limit(limit)
     return [{**row, "occurred_at": _aware(row["occurred_at"])} for row in connection.execute(stmt).mappings()]

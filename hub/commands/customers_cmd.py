@@ -8,12 +8,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from hub.churnrun import list_events
 from hub.commands.context import console, print_json, state
+from hub.outbox import list_actions
+from hub.scoring import customer_health
+from hub.sections.health import HealthSettings
 from hub.views import customer_360, customer_list, find_customer
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 # ISO 4217 currencies without minor units: amounts are already whole.
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+
+
+RECENT = 10   # churn events and actions shown in the 360° view
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -67,7 +74,14 @@ def customer(
     """
     hub = state(ctx).hub()
     with hub.engine.connect() as connection:
-        view = customer_360(connection, find_customer(connection, ref))
+        customer_id = find_customer(connection, ref)
+        view = customer_360(connection, customer_id)
+        view["churn_events"] = list_events(connection, customer_id=customer_id, limit=RECENT)
+        view["actions"] = list_actions(connection, customer_id=customer_id, limit=RECENT)
+    explained = customer_health(hub.engine, customer_id, hub.section("health", HealthSettings),
+                                hub.registry.health_factors)
+    if explained is not None:
+        view["health"] = explained
     if as_json:
         print_json(view)
         return
@@ -79,9 +93,9 @@ def _print_view(view: dict[str, Any]) -> None:
     console.print(f"[bold]{escape(view['name'] or view['id'])}[/bold]  {view['id']}  {view['domain'] or ''}{status}")
     health = view["health"]
     console.print(f"MRR {money(view['mrr'], view['currency'])}   plan {view['plan'] or '-'}   "
-                  f"payment {view['payment_state'] or '-'}   "
-                  f"health {(health['band'] + ' ' + format(health['score'], '.0f')) if health else '-'}",
+                  f"payment {view['payment_state'] or '-'}   churn state {view['churn_state'] or '-'}",
                   markup=False, highlight=False)
+    _print_health(health)
     links = Table("system", "object", "external id", "name", "matched by", title="linked records")
     names = {(a["connector"], a["external_id"]): a["name"]
              for system in view["systems"].values() for a in system["accounts"]}
@@ -106,3 +120,36 @@ def _print_view(view: dict[str, Any]) -> None:
                              money(invoice["amount_paid"], invoice["currency"]),
                              str(invoice["attempt_count"] or 0), invoice["created_at"] or "-")
         console.print(invoices)
+    _print_history(view)
+
+
+def _trend(change: float | None, days: str) -> str:
+    return f"{change:+.0f} vs {days} ago" if change is not None else f"no score {days} ago"
+
+
+def _print_health(health: dict[str, Any] | None) -> None:
+    if not health:
+        console.print("health: not scored yet (churnhub score)")
+        return
+    trend = health.get("trend") or {}
+    trends = ", ".join(_trend(change, days) for days, change in trend.items())
+    console.print(f"[bold]health {health['score']:.0f}[/bold] [{health['band']}]{health['band']}[/{health['band']}]"
+                  + (f"  ({escape(trends)})" if trends else ""), highlight=False)
+    for line in health.get("lines", []):
+        if not line.startswith(("+0 ", "-0 ")):
+            console.print(f"  {escape(line)}", highlight=False)
+
+
+def _print_history(view: dict[str, Any]) -> None:
+    for event in view.get("churn_events", []):
+        console.print(f"churn {event['occurred_at']:%Y-%m-%d} {event['type']}"
+                      f" ({event['reason'] or 'no reason'}), {money(event['mrr_lost'], event['currency'])} MRR lost",
+                      markup=False, highlight=False)
+    actions = view.get("actions", [])
+    if actions:
+        table = Table("action", "from", "status", "operation", "attempts", "error", title="recent actions")
+        for action in actions:
+            table.add_row(escape(action["action_type"]), escape(action["source"]), action["status"],
+                          escape(f"{action['connector'] or 'hub'}.{action['operation'] or '-'}"),
+                          str(action["attempts"]), escape((action["error"] or "")[:60]))
+        console.print(table)
