@@ -85,7 +85,12 @@ def _to_python(node: yaml.Node, path: str, source: SourceMap, env: Mapping[str, 
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, f"{path}.{i}" if path else str(i), source, env)
                 for i, item in enumerate(node.value)]
-    value = _SCALARS.construct_object(node)
+    try:
+        value = _SCALARS.construct_object(node)
+    except yaml.YAMLError as exc:   # a scalar no safe constructor knows (`=`, an unknown !tag)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", file=source.file, line=node.start_mark.line + 1,
+                          path=path or None) from None
     if isinstance(value, str) and "${" in value:
         try:
             value = interpolate(value, env, where=path)
