@@ -23,6 +23,7 @@ from hub.commands import (
     health_cmd,
     identity_cmd,
     metrics_cmd,
+    playbooks_cmd,
     plugins_cmd,
     run_cmd,
     serve_cmd,
@@ -79,6 +80,7 @@ app.command("score")(health_cmd.score)
 app.add_typer(health_cmd.app, name="health")
 app.command("metrics")(metrics_cmd.metrics)
 app.command("report")(metrics_cmd.report)
+app.add_typer(playbooks_cmd.app, name="playbooks")
 app.add_typer(actions_cmd.app, name="actions")
 app.add_typer(templates_cmd.app, name="templates")
 

@@ -54,7 +54,7 @@ class HubFile(BaseModel):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     health: dict[str, Any] = Field(default_factory=dict)
     churn: dict[str, Any] = Field(default_factory=dict)
-    playbooks: list[dict[str, Any]] = Field(default_factory=list)
+    playbooks: list[dict[str, Any]] | dict[str, Any] = Field(default_factory=list)  # hub.playbooks.config
     dunning: dict[str, Any] = Field(default_factory=dict)
     schedule: dict[str, Any] = Field(default_factory=dict)
     templates: str | None = None

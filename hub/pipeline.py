@@ -18,6 +18,7 @@ from hub.connector import Connector
 from hub.errors import ConfigError
 from hub.health import plain_error
 from hub.identity_store import connector_types_of, resolve_identities
+from hub.playbooks import run_playbooks
 from hub.scoring import score_all
 from hub.sections.churn import ChurnSettings
 from hub.sections.health import HealthSettings
@@ -89,12 +90,17 @@ def score_step(hub: Hub, now: datetime) -> Any:
                      now=now, locate=locate)
 
 
-# In order: customers must exist before churn is classified, and churn states before scoring
-# (churned customers are not scored).
+def playbooks_step(hub: Hub, now: datetime) -> Any:
+    return run_playbooks(hub, now=now)
+
+
+# In order: customers must exist before churn is classified, churn states before scoring
+# (churned customers are not scored), and scores before playbooks read them.
 STEPS: tuple[tuple[str, Step], ...] = (
     ("identity", resolve_step),
     ("churn", churn_step),
     ("health", score_step),
+    ("playbooks", playbooks_step),
 )
 
 

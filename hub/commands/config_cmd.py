@@ -11,6 +11,7 @@ import yaml
 from hub.commands.context import console, print_json, state
 from hub.config import json_schema, redacted
 from hub.errors import ConfigError
+from hub.playbooks import playbooks_settings
 from hub.starter import STARTER_CONFIG
 
 app = typer.Typer(help="Check and inspect churnhub.yaml.", no_args_is_help=True)
@@ -38,8 +39,10 @@ def validate(ctx: typer.Context,
              as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False) -> None:
     """Validate churnhub.yaml: every error names file, line and dotted path."""
     hub = state(ctx).hub(database=False)
+    playbooks = playbooks_settings(hub)   # triggers and actions: errors with line and column
     summary = {"config": str(hub.settings.path), "valid": True,
-               "connectors": {n: c.type for n, c in hub.settings.connectors.items()}}
+               "connectors": {n: c.type for n, c in hub.settings.connectors.items()},
+               "playbooks": [p.name for p in playbooks.playbooks]}
     if as_json:
         print_json(summary)
     else:
