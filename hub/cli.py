@@ -26,6 +26,7 @@ from hub.commands import (
     playbooks_cmd,
     plugins_cmd,
     run_cmd,
+    scaffold_cmd,
     serve_cmd,
     sync_cmd,
     templates_cmd,
@@ -70,6 +71,7 @@ app.command("status")(sync_cmd.status)
 app.command("run")(run_cmd.run)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+connector_cmd.app.command("new")(scaffold_cmd.new)
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(db_cmd.app, name="db")
 app.command("customers")(customers_cmd.customers)
