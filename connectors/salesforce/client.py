@@ -33,7 +33,7 @@ from hub import (
 from .auth import SalesforceAuth
 from .settings import SalesforceSettings
 
-_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")   # not per-app-api-usage=...
 
 
 def error_parts(response: httpx.Response) -> tuple[str, str | None]:

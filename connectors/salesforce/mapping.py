@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from hub import Kind, Record
@@ -37,6 +38,11 @@ def parse_datetime(value: Any) -> datetime | None:
     """`2024-05-01T12:00:00.000+0000` (REST), `...Z` or `...+00:00` -> aware UTC datetime."""
     if not value or not isinstance(value, str):
         return None
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=1 << 16)   # records share timestamps, and a read parses each one several times
+def _parse_text(value: str) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():   # +0000 -> +00:00
         text = f"{text[:-2]}:{text[-2:]}"
@@ -47,6 +53,7 @@ def parse_datetime(value: Any) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=1 << 16)
 def iso_utc(moment: datetime | None) -> str | None:
     """`2024-05-01T12:00:00Z` (milliseconds only when there are some)."""
     if moment is None:

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub import ConnectorError, OperationResult, PermanentError
+from hub import AuthError, ConnectorError, OperationResult, PermanentError
 
 from .client import SalesforceClient
 from .settings import SalesforceSettings, field_name
@@ -173,6 +173,8 @@ def plan_tasks(client: SalesforceClient, settings: SalesforceSettings, items: Se
     if lookups:
         try:
             owners = default_owners(client, lookups)
+        except AuthError:
+            raise   # refused credentials fail the whole call, not each record: nothing can succeed
         except ConnectorError as error:
             lookup_failure = failure_of(error)
     for index, (params, key) in enumerate(items):
@@ -209,6 +211,8 @@ def run_calls(client: SalesforceClient, calls: Sequence[Call], results: list[Ope
             try:
                 answers = client.collection(call.method, call.resource, [record for _, record in chunk],
                                             retry=call.retry)
+            except AuthError:
+                raise
             except ConnectorError as error:
                 for index, _ in chunk:
                     results[index] = failure_of(error)

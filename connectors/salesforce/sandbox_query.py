@@ -216,8 +216,9 @@ class Cursors:
 
 
 def batch(cursors: Cursors, cursor: Cursor, locator: str | None, offset: int, size: int,
-          version: str) -> dict[str, Any]:
-    """One batch of a query result: `{"totalSize", "done", "nextRecordsUrl"?, "records"}`."""
+          version: str, resource: str = "query") -> dict[str, Any]:
+    """One batch of a query result: `{"totalSize", "done", "nextRecordsUrl"?, "records"}`
+    (`resource` is `query` or `queryAll`, the path the next batch is asked for on)."""
     rows = cursor.records[offset:offset + size]
     end = offset + len(rows)
     done = end >= len(cursor.records)
@@ -225,7 +226,7 @@ def batch(cursors: Cursors, cursor: Cursor, locator: str | None, offset: int, si
                             "records": [serialize(cursor.sobject, cursor.fields, r, version) for r in rows]}
     if not done:
         locator = locator or cursors.add(cursor)
-        body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
+        body["nextRecordsUrl"] = f"/services/data/v{version}/{resource}/{locator}-{end}"
     elif locator:
         cursors.open.pop(locator, None)
     return body

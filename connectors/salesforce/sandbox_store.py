@@ -124,23 +124,26 @@ class OrgStore:
         with self.lock:
             for sobject, rows in dataset.items():
                 table = self.tables[sobject]
+                names: dict[str, str] = {}   # dataset key -> API name, resolved once per key
                 for row in rows:
-                    self._seed_one(table, dict(row))
+                    self._seed_one(table, row, names)
                 table.order.sort()
 
-    def _seed_one(self, table: Table, row: dict[str, Any]) -> None:
+    def _seed_one(self, table: Table, row: Mapping[str, Any], names: dict[str, str]) -> None:
         obj = table.sobject
-        for name, value in row.items():
-            if name != "attributes" and obj.resolve(name) is None:
-                obj.add_field(name, guess_type(value))
         record: dict[str, Any] = {**obj.defaults}
-        for name, value in row.items():
-            if name == "attributes":
+        for given, value in row.items():
+            if given == "attributes":
                 continue
-            stored, problem = check_value(obj, obj.resolve(name) or name, value)
+            name = names.get(given)
+            if name is None:
+                if obj.resolve(given) is None:
+                    obj.add_field(given, guess_type(value))
+                name = names[given] = obj.resolve(given) or given
+            stored, problem = check_value(obj, name, value)
             if problem:
                 raise ValueError(f"{obj.name} {row.get('Id', '(no Id)')}: {problem['message']}")
-            record[obj.resolve(name) or name] = stored
+            record[name] = stored
         given = str(record.get("Id") or "")
         record["Id"] = given + id_suffix(given) if len(given) == 15 else (given or self.new_id(obj.name))
         if record["Id"] in table.records:

@@ -71,10 +71,24 @@ class JwtBearer(BaseModel):
     client_id: str = Field(min_length=1, description="the connected app's consumer key (`iss`)")
     username: str = Field(min_length=1, description="the user to act as (`sub`)")
     private_key_file: Path = Field(description="PEM file of the private key (read at login)")
-    audience: str | None = Field(None, description="`aud`; default: the origin of login_url")
+    audience: str | None = Field(None, description="`aud`; default: https://login.salesforce.com, or "
+                                 "https://test.salesforce.com for a sandbox login_url (see jwt_audience)")
 
 
 Auth = Annotated[ClientCredentials | JwtBearer, Field(discriminator="grant")]
+
+
+def jwt_audience(login_url: str) -> str:
+    """The JWT `aud` Salesforce expects when logging in at `login_url`: the authorization server,
+    not a My Domain (`https://test.salesforce.com` for sandboxes, `https://login.salesforce.com`
+    for production); any other host (an Experience Cloud site, a local sandbox) is its own."""
+    host = urlsplit(login_url).hostname or ""
+    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com") or \
+            (host.endswith(".my.salesforce.com") and "--" in host):
+        return "https://test.salesforce.com"
+    if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
+        return "https://login.salesforce.com"
+    return login_url
 
 
 class SalesforceSettings(ConnectorSettings):
@@ -126,7 +140,7 @@ class SalesforceSettings(ConnectorSettings):
     @model_validator(mode="after")
     def _jwt_audience(self) -> SalesforceSettings:
         if isinstance(self.auth, JwtBearer) and self.auth.audience is None:
-            self.auth.audience = self.login_url   # the notes: aud = https://login.salesforce.com
+            self.auth.audience = jwt_audience(self.login_url)
         return self
 
     def extra_fields(self, sobject: str) -> list[str]:

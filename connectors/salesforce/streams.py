@@ -3,13 +3,14 @@
 A *scan* is one query and the batches its `nextRecordsUrl`s lead to:
 
     first run   SELECT ... FROM Account ORDER BY SystemModstamp ASC, Id ASC               (queryAll)
-    next runs   ... WHERE SystemModstamp >= <newest SystemModstamp read - lookback> ORDER BY ...
+    next runs   ... WHERE SystemModstamp >= <window start, below> ORDER BY ...
     resuming    ... WHERE (SystemModstamp > t) OR (SystemModstamp = t AND Id > 'id') ORDER BY ...
 
 State after each page (JSON):
 
     {"position": {"modstamp": "2024-05-01T12:00:00.000Z", "id": "001..."},  # last record handled
      "scan_open": true, "next_records_url": "/services/data/v61.0/query/01g...-2000",
+     "scan_started": 1714565000.0,                                          # when its query ran
      "recent": {"2024-05-01T12:00:00.000Z": ["001...", ...]}}
 
 - Ties: SystemModstamp has whole seconds and is not unique, so the position is the pair (modstamp,
@@ -17,14 +18,18 @@ State after each page (JSON):
   another login) the keyset condition above resumes right after the position instead, so no record
   sharing the position's SystemModstamp is skipped or read twice.
 - Lookback: a record's SystemModstamp is set when its transaction starts, but it becomes visible
-  when it commits, so a record can appear *behind* a position already passed. Each new run
-  therefore re-reads the last `lookback_seconds` before the newest SystemModstamp it has seen.
+  when it commits, so a record can appear *behind* a position already passed. A transaction lasts
+  less than `lookback_seconds`, so a scan whose query ran at time R saw every record stamped before
+  R - lookback. Each new run therefore re-reads from min(position, R - lookback): the last
+  `lookback_seconds` while the org is busy, only the position's own second once it is quiet
+  (R is the connector's clock, so a clock far ahead of Salesforce's narrows the window).
 - Re-reads: `recent` remembers which records of that window were already handled with that
   exact SystemModstamp; they are skipped, so a run with no upstream change costs one request and
   yields nothing. Only *settled* records are remembered: one changed within `SETTLE_SECONDS` of
   the read could change again in the same second without a new SystemModstamp, so it is read
   again next time (a harmless re-yield). At most `RECENT_LIMIT` ids are kept; after a bulk change
-  of more records than that inside the window, the surplus is re-yielded once, unchanged.
+  of more records than that inside the window, the surplus is re-yielded, unchanged, by the runs
+  of the next `lookback_seconds` (until the window has moved past it).
 - Deletes: `queryAll` returns soft-deleted records (`IsDeleted = true`, SystemModstamp bumped),
   yielded as tombstones. Purged records vanish; a full read (no state) marks its pages
   `full_refresh`, so the core retires records it did not see.
@@ -35,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from hub import NotFoundError, Page, PermanentError, Record, TransientError
@@ -48,6 +54,7 @@ SETTLE_SECONDS = 60
 ORDER = ("SystemModstamp ASC", "Id ASC")
 
 
+@lru_cache(maxsize=1 << 16)
 def stamp_key(moment: datetime) -> str:
     """Fixed-width UTC text, so keys sort like the moments they name."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -69,6 +76,7 @@ class ScanCursor:
     record_id: str | None = None
     scan_open: bool = False
     next_records_url: str | None = None
+    scan_started: float | None = None          # unix time the current (or last) scan's query ran
     recent: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
@@ -77,19 +85,28 @@ class ScanCursor:
         position = state.get("position") or {}
         return cls(modstamp=position.get("modstamp"), record_id=position.get("id"),
                    scan_open=bool(state.get("scan_open")) and bool(position),
-                   next_records_url=state.get("next_records_url"),
+                   next_records_url=state.get("next_records_url"), scan_started=state.get("scan_started"),
                    recent={key: set(ids) for key, ids in (state.get("recent") or {}).items()})
 
     def to_state(self) -> dict[str, Any]:
         position = {"modstamp": self.modstamp, "id": self.record_id} if self.modstamp else None
         return {"position": position, "scan_open": self.scan_open,
                 "next_records_url": self.next_records_url if self.scan_open else None,
+                "scan_started": self.scan_started,
                 "recent": {key: sorted(ids) for key, ids in sorted(self.recent.items())}}
 
     @property
     def position_time(self) -> datetime:
         assert self.modstamp is not None
         return datetime.fromisoformat(self.modstamp.replace("Z", "+00:00"))
+
+    def window_start(self, lookback: float) -> datetime:
+        """Where the next run's re-read starts (see Lookback in the module docstring)."""
+        back = timedelta(seconds=lookback)
+        if self.scan_started is None:
+            return self.position_time - back
+        started = datetime.fromtimestamp(int(self.scan_started), UTC)   # whole seconds, like SystemModstamp
+        return min(self.position_time, started - back)
 
     def already_handled(self, key: str, record_id: str) -> bool:
         return record_id in self.recent.get(key, ())
@@ -103,7 +120,7 @@ class ScanCursor:
         """Keep only what the next run's lookback window can show again, at most RECENT_LIMIT ids."""
         if not self.recent or self.modstamp is None:
             return
-        oldest = stamp_key(self.position_time - timedelta(seconds=lookback))
+        oldest = stamp_key(self.window_start(lookback))
         pairs = sorted((key, rid) for key, ids in self.recent.items() if key >= oldest for rid in ids)
         self.recent = {}
         for key, rid in pairs[-RECENT_LIMIT:]:
@@ -122,7 +139,7 @@ class StreamReader:
         elif cursor.modstamp is None:
             where = None
         else:
-            where = f"SystemModstamp >= {soql_datetime(cursor.position_time - timedelta(seconds=self.lookback))}"
+            where = f"SystemModstamp >= {soql_datetime(cursor.window_start(self.lookback))}"
         fields = list(dict.fromkeys([*spec.fields, *extra]))
         return select(spec.sobject, fields, where=where, order_by=ORDER)
 
@@ -137,6 +154,9 @@ class StreamReader:
                 notes.append(f"{spec.sobject}: the query locator is no longer valid ({error.code}); "
                              "resumed right after the last record read")
         soql = self.query_for(spec, extra, cursor)
+        if not cursor.scan_open:
+            # A new scan. A keyset resume keeps the older start: the part read before it is as old.
+            cursor.scan_started = self.now()
         return self.client.query(soql, include_deleted=spec.soft_deletes), notes
 
     def read(self, spec: StreamSpec, state: Mapping[str, Any] | None, *, extra: Sequence[str] = (),
