@@ -20,6 +20,8 @@ from hub.commands import (
     connector_cmd,
     customers_cmd,
     db_cmd,
+    demo_cmd,
+    dunning_cmd,
     health_cmd,
     identity_cmd,
     metrics_cmd,
@@ -83,7 +85,10 @@ app.add_typer(health_cmd.app, name="health")
 app.command("metrics")(metrics_cmd.metrics)
 app.command("report")(metrics_cmd.report)
 app.add_typer(playbooks_cmd.app, name="playbooks")
+app.add_typer(dunning_cmd.app, name="dunning")
 app.add_typer(actions_cmd.app, name="actions")
+app.command("sandbox")(demo_cmd.sandbox)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(templates_cmd.app, name="templates")
 
 

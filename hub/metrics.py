@@ -147,7 +147,7 @@ def period_metrics(table: FactTable, events: EventArrays, rules: ChurnSettings, 
         "arpa": round(arpa) if arpa is not None else None,
         "clv": clv,
         "engagement_frequency": engagement_frequency(table, live0, p0, p1),
-        "dunning": dunning(table, rules, p0, p1),
+        "dunning": dunning(table, rules, p0, p1, involuntary=lost_by_type.get("involuntary"), mrr=mrr1_all),
     }
 
 
@@ -173,14 +173,34 @@ def engagement_frequency(table: FactTable, live0: np.ndarray, p0: float, p1: flo
     return round(float(active[with_usage].mean()), 2)
 
 
-def dunning(table: FactTable, rules: ChurnSettings, p0: float, p1: float) -> dict[str, Any]:
+def dunning(table: FactTable, rules: ChurnSettings, p0: float, p1: float, *, involuntary: int | None = None,
+            mrr: np.ndarray | None = None) -> dict[str, Any]:
+    """Dunning in [p0, p1): cases opened; closed recovered / failed and the recovery rate; the
+    invoice amounts recovered and the MRR of the customers recovered (`mrr`: each customer's MRR
+    at p1); days from the first failure to payment (median, mean); what recovered each case
+    (`recovered_by`: retry | email | csm, when the facts carry it); involuntary churn (customers
+    lost to a failed payment, from the churn events) and the cases that ended lost."""
     cases = table.frame("dunning")
     opened = int(((cases["opened"] >= p0) & (cases["opened"] < p1)).sum())
     closed = (cases["closed"] >= p0) & (cases["closed"] < p1)
-    recovered = int((closed & np.isin(cases["status"], rules.dunning_recovered_statuses)).sum())
-    failed = int((closed & np.isin(cases["status"], rules.dunning_failed_statuses)).sum())
+    won = closed & np.isin(cases["status"], rules.dunning_recovered_statuses)
+    lost = closed & np.isin(cases["status"], rules.dunning_failed_statuses)
+    recovered, failed = int(won.sum()), int(lost.sum())
+    days = (cases["closed"][won] - cases["opened"][won]) / DAY
+    attribution = None
+    if "recovered_by" in cases.columns:
+        labels = [str(v) if v else "unknown" for v in cases["recovered_by"][won].tolist()]
+        attribution = {label: labels.count(label) for label in sorted(set(labels))}
+    recovered_customers = np.unique(cases.customer[won])
     return {"opened": opened, "recovered": recovered, "failed": failed,
-            "recovery_rate": _pct(recovered, recovered + failed)}
+            "recovery_rate": _pct(recovered, recovered + failed),
+            "recovered_amount": int(np.nan_to_num(cases["amount_due"][won]).sum()),
+            "recovered_mrr": int(np.nan_to_num(mrr[recovered_customers]).sum()) if mrr is not None else None,
+            "lost_amount": int(np.nan_to_num(cases["amount_due"][lost]).sum()),
+            "days_to_recovery": {"median": round(float(np.median(days)), 1) if recovered else None,
+                                 "mean": round(float(days.mean()), 1) if recovered else None},
+            "recovered_by": attribution,
+            "involuntary_churn": involuntary}
 
 
 def cohorts(table: FactTable, rules: ChurnSettings, start: datetime, end: datetime, now: float) -> list[dict[str, Any]]:

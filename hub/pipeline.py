@@ -15,6 +15,7 @@ from typing import Any
 from hub.app import Hub
 from hub.churnrun import run_churn
 from hub.connector import Connector
+from hub.dunning import run_dunning
 from hub.errors import ConfigError
 from hub.health import plain_error
 from hub.identity_store import connector_types_of, resolve_identities
@@ -94,6 +95,10 @@ def playbooks_step(hub: Hub, now: datetime) -> Any:
     return run_playbooks(hub, now=now)
 
 
+def dunning_step(hub: Hub, now: datetime) -> Any:
+    return run_dunning(hub, now=now)
+
+
 # In order: customers must exist before churn is classified, churn states before scoring
 # (churned customers are not scored), and scores before playbooks read them.
 STEPS: tuple[tuple[str, Step], ...] = (
@@ -101,6 +106,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("churn", churn_step),
     ("health", score_step),
     ("playbooks", playbooks_step),
+    ("dunning", dunning_step),
 )
 
 

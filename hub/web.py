@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from hub import webhooks
 from hub.app import Hub
+from hub.config import read_environment
 from hub.errors import AuthError, PermanentError
 from hub.models import Action, DunningCase, Suppression, SyncRun, utcnow
 from hub.unsubscribe import verify_token
@@ -90,19 +91,37 @@ def suppress(hub: Hub, email: str, reason: str, detail: str | None = None) -> No
                            .on_conflict_do_nothing(index_elements=["email"]))
 
 
-def create_app(hub: Hub, processor: EventProcessor) -> Starlette:
+def webhook_secret_variable(connector: str) -> str:
+    """`billing` -> CHURNHUB_WEBHOOK_SECRET_BILLING (the Stripe endpoint's `whsec_...`)."""
+    return "CHURNHUB_WEBHOOK_SECRET_" + "".join(c if c.isalnum() else "_" for c in connector.upper())
+
+
+def webhook_secrets(hub: Hub) -> dict[str, str]:
+    """Endpoint secrets by connector, from the environment (or the `.env` beside the config).
+
+    Used when a connector does not verify its deliveries itself (see `webhooks.receive`).
+    """
+    environment = read_environment(hub.settings.path)
+    return {name: environment[webhook_secret_variable(name)] for name in hub.settings.connectors
+            if environment.get(webhook_secret_variable(name))}
+
+
+def create_app(hub: Hub, processor: EventProcessor, *, clock: Callable[[], float] | None = None) -> Starlette:
     secrets = unsubscribe_secrets(hub)
+    endpoint_secrets = webhook_secrets(hub)
+    signing_clock = clock or (lambda: datetime.now(UTC).timestamp())
 
     async def stripe_webhook(request: Request) -> Response:
         name = request.path_params["connector"]
         config = hub.settings.connectors.get(name)
-        if config is None:
-            return JSONResponse({"error": f"no connector named {name!r}"}, status_code=404)
+        if config is None or config.type != "stripe":
+            return JSONResponse({"error": f"no Stripe connector named {name!r}"}, status_code=404)
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         try:
-            received = webhooks.receive(hub.engine, name, processor.connector(name), dict(request.headers), body)
+            received = webhooks.receive(hub.engine, name, processor.connector(name), dict(request.headers), body,
+                                        secret=endpoint_secrets.get(name), now=signing_clock)
         except AuthError as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         except (PermanentError, NotImplementedError, ValueError) as exc:
@@ -169,4 +188,10 @@ def prometheus_metrics(hub: Hub) -> str:
         for status, count in connection.execute(
                 select(DunningCase.status, func.count()).group_by(DunningCase.status)):
             lines.append(f'churnhub_dunning_cases{{status="{status}"}} {count}')
+        lines += ["# HELP churnhub_dunning_recovered Recovered dunning cases by what recovered them.",
+                  "# TYPE churnhub_dunning_recovered gauge"]
+        for recovered_by, count in connection.execute(
+                select(DunningCase.recovered_by, func.count()).where(DunningCase.status == "recovered")
+                .group_by(DunningCase.recovered_by)):
+            lines.append(f'churnhub_dunning_recovered{{recovered_by="{recovered_by or "unknown"}"}} {count}')
     return "\n".join(lines) + "\n"

@@ -229,6 +229,18 @@ def renew(connection: Connection, ids: Sequence[int], *, owner: str, now: dateti
     return set(connection.execute(statement, {"ids": list(ids)}).scalars())
 
 
+def renew_worker(connection: Connection, worker: str, *, now: datetime, policy: OutboxPolicy) -> int:
+    """A live worker's heartbeat: extend every lease it holds (owners are `<worker>:<batch token>`).
+
+    A killed worker stops renewing, so its actions are reaped one lease after its last heartbeat.
+    """
+    statement = (update(actions)
+                 .where(actions.c.lease_owner.startswith(f"{worker}:", autoescape=True),
+                        actions.c.status.in_((RUNNING, SENDING)))
+                 .values(lease_expires_at=now + policy.lease))
+    return connection.execute(statement).rowcount or 0
+
+
 def fence(connection: Connection, ids: Sequence[int], *, owner: str, now: datetime) -> set[int]:
     """The ids among `ids` we still hold; on PostgreSQL they stay locked until the commit."""
     if not ids:
