@@ -21,10 +21,13 @@ test: install
 
 ## The main job on the embedded default (SQLite) in a fresh directory.
 demo: install
-	rm -rf .demo && mkdir -p .demo
-	$(BIN)/churnhub init .demo
-	$(BIN)/churnhub -c .demo/churnhub.yaml config validate
-	$(BIN)/churnhub -c .demo/churnhub.yaml plugins
+	$(BIN)/churnhub demo --dir .demo
+
+## Benchmarks (issue 12): prints a table and writes benchmarks/results.json; never part of `make test`.
+## Flags via BENCH_ARGS, e.g. make bench BENCH_ARGS="--customers 10000 --only sync,noop".
+bench: install
+	$(BIN)/python -c "import dlt" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -106,12 +106,12 @@ def _absent(company: Company, t: float) -> bool:
 
 def support_tickets(world: World, company: Company) -> list[TicketPlan]:
     rng = world.rng(company, "tickets")
-    per_day = (0.25 + 0.08 * company.seats ** 0.5) / 30 * (0.7 + company.propensity)
+    per_second = (0.25 + 0.08 * company.seats ** 0.5) / 30 * (0.7 + company.propensity) / DAY
     t, end = float(max(company.created, world.start)), active_until(company, world)
     tickets: list[TicketPlan] = []
     while True:
         burst = TICKET_BURST[company.fate] if _in_warning(company, t) else 1.0
-        t += rng.expovariate(per_day * burst)
+        t += rng.expovariate(per_second * burst)
         if t >= end:
             break
         if not _absent(company, t):

@@ -9,7 +9,8 @@ The shape is the one `connectors/stripe/sandbox.py` documents: timestamps in Uni
 in cents, subscription items carrying `current_period_*`, the invoice's subscription under
 `parent.subscription_details`. `card_scenarios` says what the customer's card does on the next
 payment attempt: soft declines sometimes recover (`ok`), hard ones (expired, lost, stolen,
-fraudulent) keep failing until the card is replaced.
+fraudulent) keep failing until the card is replaced. `iter_stripe(world)` yields the objects one
+company at a time, for worlds too big to hold as one dict.
 """
 
 from __future__ import annotations
@@ -67,13 +68,35 @@ def card_scenario(world: World, company: Company) -> str | None:
 
 # --- the dataset -----------------------------------------------------------------------------
 
+COLLECTIONS = ("prices", "coupons", "customers", "payment_methods", "discounts", "subscriptions", "invoices", "charges")
+
+
 def stripe_dataset(world: World) -> dict[str, Any]:
-    data: dict[str, Any] = {"prices": _prices(world), "coupons": _coupons(), "customers": [],
-                            "payment_methods": [], "discounts": [], "subscriptions": [], "invoices": [],
-                            "charges": [], "card_scenarios": {}}
-    for company in world.companies:
-        _export_company(world, company, data)
+    data: dict[str, Any] = {name: [] for name in COLLECTIONS}
+    data["card_scenarios"] = {}
+    for collection, obj in iter_stripe(world):
+        if collection == "card_scenarios":
+            data["card_scenarios"][obj["customer"]] = obj["scenario"]
+        else:
+            data[collection].append(obj)
     return data
+
+
+def iter_stripe(world: World) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`(collection, object)` one company at a time (card scenarios as `{"customer", "scenario"}`)."""
+    for price in _prices(world):
+        yield "prices", price
+    for coupon in _coupons():
+        yield "coupons", coupon
+    for company in world.companies:
+        part: dict[str, Any] = {name: [] for name in COLLECTIONS[2:]}
+        part["card_scenarios"] = {}
+        _export_company(world, company, part)
+        for collection in COLLECTIONS[2:]:
+            for obj in part[collection]:
+                yield collection, obj
+        for customer, scenario in part["card_scenarios"].items():
+            yield "card_scenarios", {"customer": customer, "scenario": scenario}
 
 
 def _prices(world: World) -> list[dict[str, Any]]:

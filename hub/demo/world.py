@@ -10,7 +10,8 @@ Zendesk domains and external id, the Stripe email and metadata link). Per-compan
 and `activity.py`, so a world of 100,000 customers stays a list of small objects.
 
 The propensity drives everything: churners get a warning window before their churn date in which
-usage declines, tickets burst, CSAT and NPS turn bad and payments fail.
+usage declines, tickets burst, CSAT and NPS turn bad and payments fail. Some retained customers are
+in such a window right now (`at_risk`): heading for a churn that has not happened yet.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ CHURN_TYPE_WEIGHTS = {Fate.VOLUNTARY: 40, Fate.INVOLUNTARY: 18, Fate.CONTRACTION
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_TOKEN_ALPHABET = bytes(ord(_BASE62[byte % 62]) for byte in range(256))   # byte -> base62 character
 
 
 @dataclass(slots=True)
@@ -119,6 +121,14 @@ class Company:
         return self.fate in (Fate.VOLUNTARY, Fate.INVOLUNTARY)
 
     @property
+    def at_risk(self) -> bool:
+        """Live, with warning signs showing now (heading out, about to cancel, failing or fading)."""
+        if self.churned:
+            return False
+        heading_out = self.fate is Fate.RETAINED and self.warning_from is not None   # pending cancels too
+        return heading_out or self.fate is Fate.SILENT or self.failing is not None
+
+    @property
     def free_mail_payer(self) -> bool:
         return self.stripe_email.endswith("@gmail.com")
 
@@ -163,12 +173,8 @@ def with_checksum(id15: str) -> str:
 
 def token(seed: int, *parts: object, length: int = 14) -> str:
     """A deterministic random-looking id part, e.g. the `NffrFeUfNV2Hib` of `cus_NffrFeUfNV2Hib`."""
-    value = int.from_bytes(hashlib.blake2b(":".join(map(str, (seed, *parts))).encode(), digest_size=16).digest())
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, 62)
-        chars.append(_BASE62[digit])
-    return "".join(chars)
+    digest = hashlib.blake2b(":".join(map(str, (seed, *parts))).encode(), digest_size=max(16, length)).digest()
+    return digest[:length].translate(_TOKEN_ALPHABET).decode()
 
 
 def add_months(timestamp: int, months: int) -> int:
@@ -373,6 +379,9 @@ def _current_trouble(rng: random.Random, company: Company, world: World) -> None
         company.warning_from = world.now - int(rng.uniform(45, 90) * DAY)
     elif roll > 0.97 and p > 0.3:
         company.coupon = "RETAIN25"
+    if company.fate is Fate.RETAINED and company.warning_from is None and rng.random() < 0.35 * p:
+        # heading for churn after `now`: the warning signs have started, the churn has not happened yet
+        company.warning_from = world.now - int(rng.uniform(20, 90) * DAY)
 
 
 def _website(rng: random.Random, domain: str) -> str:
@@ -416,7 +425,7 @@ def _assign_identity(rng: random.Random, company: Company) -> None:
 def _assign_nps(rng: random.Random, company: Company, world: World) -> None:
     if rng.random() >= 0.65:
         return
-    troubled = company.fate not in (Fate.RETAINED, Fate.INVOLUNTARY) or company.pending_cancel_at
+    troubled = company.fate not in (Fate.RETAINED, Fate.INVOLUNTARY) or company.warning_from is not None
     unhappy_from = company.warning_from if troubled else None
     if unhappy_from is not None and company.event_at is not None and company.fate is not Fate.SILENT:
         at = int(rng.uniform(unhappy_from, company.event_at - 5 * DAY))

@@ -12,6 +12,7 @@ vendor's support agents; tickets and CSAT ratings come from `activity.support_ti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,18 +45,30 @@ def agents() -> list[dict[str, Any]]:
     return team
 
 
+COLLECTIONS = ("organizations", "users", "tickets", "satisfaction_ratings")
+
+
 def zendesk_dataset(world: World) -> dict[str, Any]:
+    data: dict[str, Any] = {name: [] for name in COLLECTIONS}
+    for collection, obj in iter_zendesk(world):
+        data[collection].append(obj)
+    return data
+
+
+def iter_zendesk(world: World) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`(collection, object)` one company at a time, for worlds too big to hold as one dict."""
     staff = agents()
     created = iso(world.start - 1000 * DAY)
-    data: dict[str, Any] = {
-        "organizations": [], "satisfaction_ratings": [], "tickets": [],
-        "users": [{**agent, "organization_id": None, "active": True, "created_at": created, "updated_at": created}
-                  for agent in staff]}
+    for agent in staff:
+        yield "users", {**agent, "organization_id": None, "active": True, "created_at": created, "updated_at": created}
     counters = {"user": USER_ID_BASE, "ticket": 1, "rating": RATING_ID_BASE}
     for company in world.companies:
         if company.zendesk:
-            _export_company(world, company, data, counters, staff)
-    return data
+            part: dict[str, Any] = {name: [] for name in COLLECTIONS}
+            _export_company(world, company, part, counters, staff)
+            for collection in COLLECTIONS:
+                for obj in part[collection]:
+                    yield collection, obj
 
 
 def _export_company(world: World, company: Company, data: dict[str, Any], counters: dict[str, int],
