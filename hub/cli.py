@@ -32,6 +32,7 @@ from hub.commands import (
     serve_cmd,
     sync_cmd,
     templates_cmd,
+    worker_cmd,
 )
 from hub.commands.context import CliState, err_console
 from hub.errors import HubError
@@ -71,6 +72,7 @@ app.command("plugins")(plugins_cmd.plugins)
 app.command("sync")(sync_cmd.sync)
 app.command("status")(sync_cmd.status)
 app.command("run")(run_cmd.run)
+app.command("worker")(worker_cmd.worker)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
 connector_cmd.app.command("new")(scaffold_cmd.new)

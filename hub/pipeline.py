@@ -86,6 +86,8 @@ def churn_step(hub: Hub, now: datetime) -> Any:
 
 
 def score_step(hub: Hub, now: datetime) -> Any:
+    if not hub.registry.health_factors:   # plugins allow-listed without any factor: nothing to score
+        return {"skipped": "no health factors are registered"}
     locate = hub.settings.source.error if hub.settings.source is not None else plain_error
     return score_all(hub.engine, hub.section("health", HealthSettings), hub.registry.health_factors,
                      now=now, locate=locate)
