@@ -24,6 +24,20 @@ identity:
   name_matching: false
   extra_free_mail_domains: []
 
+# The health score: factors are plugins (`churnhub plugins` lists them); see docs/health.md.
+health:
+  missing: skip              # a factor without data: skip it and renormalise, or `default`
+  bands: {green: 70, yellow: 40}
+  factors: {}                # per factor: weight, enabled, and its own options, e.g.
+  #  support: {weight: 2, window_days: 14, stale_days: 5}
+  #  sentiment: {enabled: false}
+  segments: []               # e.g. [{name: enterprise, when: {min_mrr: 100000}, factors: {usage: {weight: 4}}}]
+
+# How endings are classified and what counts as silent churn; see docs/metrics.md.
+churn:
+  silent: {window_days: 182, usage_window_days: 90, usage_drop: 0.2}
+  gross_margin: 0.8          # CLV = ARPA x gross margin / churn rate
+
 # Playbooks: when a trigger holds for a customer, its actions go through the outbox (exactly once).
 # `churnhub playbooks plan` shows who would enter and why; `churnhub playbooks run` does it.
 # Triggers read signals (see hub/playbooks/signals.py): health.score, health.band_changed_to,
