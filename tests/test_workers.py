@@ -66,8 +66,9 @@ class Receiver:
         return JSONResponse({"ok": True})
 
     def count(self) -> int:
+        """Distinct keys delivered (a receiver deduplicates on Idempotency-Key)."""
         with self.lock:
-            return len(self.keys)
+            return len(set(self.keys))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -192,13 +193,20 @@ def test_three_workers_share_streams_and_actions_and_survive_a_kill(
         for before, after in zip(mine, mine[1:], strict=False):
             assert aware(before.finished_at) <= aware(after.started_at), (name, before, after)
 
-    # Each action executed once, all of them succeeded.
-    assert Counter(receiver.keys) == Counter(first + second)
+    # Each action succeeded once. A webhook has no provider idempotency: the only repeats allowed
+    # are deliveries the killed worker made but could not record, redone (same key) by the worker
+    # that took its lease over, which a receiver deduplicates on the Idempotency-Key.
     with engine.connect() as connection:
         rows = list_actions(connection, limit=1000)
     ours = [r for r in rows if r["source"] == "test"]      # (dunning may add its own for the demo account)
     assert len(ours) == 60 and {r["status"] for r in ours} == {SUCCEEDED}, [
         (r["source"], r["action_type"], r["status"]) for r in rows if r not in ours]
+    delivered = Counter(receiver.keys)
+    assert set(delivered) == set(first + second)
+    repeated = {key for key, count in delivered.items() if count > 1}
+    retried = {r["key"] for r in ours if r["attempts"] > 1}
+    assert len(repeated) <= 5 and all(delivered[key] == 2 for key in repeated), delivered  # one batch at most
+    assert repeated <= retried, (repeated, retried)
 
     # The work really was shared, and the survivors said who took the stream over.
     log_text = {name: path.read_text() for name, path in logs.items()}
