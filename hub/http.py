@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import json
 import random
 import threading
 import time
@@ -195,12 +196,27 @@ class _Retry(Exception):
         self.error, self.delay = error, delay
 
 
+def _parse_json_once(response: httpx.Response, method: str, url: str) -> None:
+    try:
+        parsed = json.loads(response.content)
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type")
+        error = TransientError(f"{method} {httpx.URL(url).path}: the API answered {response.status_code} "
+                               f"with a body that is not JSON ({kind}, {len(response.content)} bytes)")
+        raise _Retry(error, None) from None
+    response.json = lambda **_: parsed   # type: ignore[method-assign]  # callers get this one parse
+
+
 class ApiClient:
     """An httpx client with the hub's retry, rate-limit and error policies.
 
     `error_mapper(response)` turns a non-2xx response into a `ConnectorError` (default: by
     status with the body's message). `should_retry(response)` may return True/False to override
     the default decision (429, 5xx retried; everything else not).
+
+    With `expect_json` (the default) a 2xx body that is not JSON — a proxy's HTML error page, a
+    body cut short — is a transient failure and retried like a 5xx, never handed to a mapper
+    half-read. The body is parsed once, here: `response.json()` returns that parse.
     """
 
     def __init__(
@@ -218,8 +234,10 @@ class ApiClient:
         error_mapper: Callable[[httpx.Response], ConnectorError] | None = None,
         should_retry: Callable[[httpx.Response], bool | None] | None = None,
         secrets: Iterable[str] = (),
+        expect_json: bool = True,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        self.expect_json = expect_json
         self.limiters = list(limiters)
         self.secrets = [s for s in secrets if s]
         self._sleep, self._clock = sleep, clock
@@ -281,7 +299,11 @@ class ApiClient:
         except (httpx.TransportError, httpx.DecodingError) as exc:
             error = TransientError(redact(f"{method} {httpx.URL(url).path}: {type(exc).__name__}: {exc}", self.secrets))
             raise _Retry(error, None) from None
+        except TransientError as exc:   # raised by an auth flow (a token endpoint answering 5xx)
+            raise _Retry(exc, None) from None
         if response.status_code < 400:
+            if self.expect_json and response.content and response.status_code != 204:
+                _parse_json_once(response, method, url)
             return response
         error = self._map_error(response)
         error.args = (redact(str(error), self.secrets),)

@@ -98,7 +98,9 @@ class SalesforceAuth(httpx.Auth):
         detail = f"{code}: {words}" if code and words != code else words
         message = redact(f"Salesforce login ({self.settings.auth.grant}) at {self.token_url} refused: "
                          f"HTTP {response.status_code} {detail}", self.settings.secrets())
-        error_type = TransientError if response.status_code >= 500 or response.status_code == 429 else AuthError
+        # a 5xx, a 429 or a 200 whose body is not a token (cut short, a proxy's page) is worth retrying
+        transient = response.status_code >= 500 or response.status_code in (200, 429)
+        error_type = TransientError if transient else AuthError
         raise error_type(message, status=response.status_code, code=code)
 
     def on_instance(self, request: httpx.Request) -> None:

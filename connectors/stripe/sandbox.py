@@ -58,7 +58,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hub import RunningServer, serve_in_thread
+from hub import FaultProfile, RunningServer, serve_in_thread
 
 from . import sandbox_dataset
 from . import sandbox_objects as objects
@@ -97,8 +97,8 @@ class StripeSandbox:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> StripeSandbox:
-        self.server = serve_in_thread(self.api.app(), name="stripe")
+    def start(self, faults: FaultProfile | None = None) -> StripeSandbox:
+        self.server = serve_in_thread(self.api.app(), name="stripe", faults=faults)
         self.url = self.server.url
         return self
 
@@ -232,11 +232,13 @@ def start_sandbox(dataset: Mapping[str, Any] | str | Path | None = None, *, api_
                   clock: Callable[[], float] = time.time, start_time: float | None = None,
                   rate_limit: float | None = 25.0, rate_clock: Callable[[], float] = time.monotonic,
                   policy: BillingPolicy | None = None, webhook_url: str | None = None,
-                  webhook_secret: str | None = None, seed: int = 0, serve: bool = True) -> StripeSandbox:
+                  webhook_secret: str | None = None, seed: int = 0, serve: bool = True,
+                  faults: FaultProfile | None = None) -> StripeSandbox:
     """Start a sandbox on 127.0.0.1 (`serve=False`: build it without a server, for in-process use).
 
     `dataset=None` seeds a small demo account; `{}` starts empty. `clock`/`start_time` set the
-    account's time; `rate_clock` drives the rate limit (tests inject one).
+    account's time; `rate_clock` drives the rate limit (tests inject one). `faults` injects the
+    failures of `hub.FaultProfile` (5xx, 429, drops, broken bodies) in front of the API.
     """
     sandbox_clock = SandboxClock(clock, start_time)
     store = Store(sandbox_clock, seed=seed)
@@ -254,4 +256,4 @@ def start_sandbox(dataset: Mapping[str, Any] | str | Path | None = None, *, api_
                             rate_clock=rate_clock)
     if webhook_url:
         sandbox.add_webhook_endpoint(webhook_url, secret=webhook_secret)
-    return sandbox.start() if serve else sandbox
+    return sandbox.start(faults) if serve else sandbox

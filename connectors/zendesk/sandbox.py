@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hub import RunningServer, serve_in_thread
+from hub import FaultProfile, RunningServer, serve_in_thread
 
 from .sandbox_http import Credential, Limits, ZendeskApi
 from .sandbox_routes import build_app
@@ -138,13 +138,14 @@ def load_dataset(dataset: Mapping[str, Any] | str | Path | None) -> Mapping[str,
 
 def start_sandbox(dataset: Mapping[str, Any] | str | Path | None = None, *, clock: Callable[[], float] | None = None,
                   rate_limits: bool = True, plan_per_minute: int = 200, export_per_minute: int = 10,
-                  export_page_size: int = 1000) -> ZendeskSandbox:
-    """Seed a Zendesk account from `dataset` and serve it on 127.0.0.1 (see the module docstring)."""
+                  export_page_size: int = 1000, faults: FaultProfile | None = None) -> ZendeskSandbox:
+    """Seed a Zendesk account from `dataset` and serve it on 127.0.0.1 (see the module docstring);
+    `faults` injects the failures of `hub.FaultProfile` in front of the API."""
     world = ZendeskWorld(clock or AdjustableClock())
     world.seed(load_dataset(dataset))
     credentials = [replace(c, user_id=world.ensure_user(c.email, f"Sandbox {c.role}", c.role)["id"])
                    for c in (ADMIN, AGENT)]
     api = ZendeskApi(world, credentials, Limits(rate_limits, plan_per_minute, export_per_minute, export_page_size))
-    server = serve_in_thread(build_app(api), name="zendesk")
+    server = serve_in_thread(build_app(api), name="zendesk", faults=faults)
     world.base_url = server.url
     return ZendeskSandbox(world, api, server)
