@@ -43,10 +43,10 @@ from hub.http import (
 )
 from hub.pagination import CursorFromLastItem, NextUrl, Offset, Paginator, paginate
 from hub.records import Kind, Page, Record
-from hub.sandbox import RunningServer, serve_in_thread
+from hub.sandbox import AdjustableClock, RunningServer, serve_in_thread
 
 __all__ = [
-    "USER_AGENT", "ActionType", "FaultProfile", "ApiClient", "AuthError", "CheckResult", "ConfigError", "Connector",
+    "USER_AGENT", "ActionType", "AdjustableClock", "FaultProfile", "ApiClient", "AuthError", "CheckResult", "ConfigError", "Connector",
     "ConnectorError", "ConnectorSettings", "ConnectorType", "CursorFromLastItem", "HealthFactor",
     "HubError", "Kind", "NextUrl", "NotFoundError", "Offset", "Operation", "OperationResult", "Page",
     "Paginator", "PermanentError", "PluginError", "QuotaExhaustedError", "RateLimitedError",

@@ -17,6 +17,19 @@ import uvicorn
 from hub.faults import FaultInjector, FaultLog, FaultProfile
 
 
+class AdjustableClock:
+    """Wall-clock time plus an offset that `advance` moves (the default sandbox clock)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @dataclass
 class RunningServer:
     url: str

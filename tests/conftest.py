@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from sqlalchemy import Engine, text
 
 from hub import db
@@ -67,3 +68,20 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = db.make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def hub_cli(tmp_path: Path, database_url: str) -> Callable[..., tuple[typer.Typer, list[str]]]:
+    """The real `churnhub` CLI and the arguments that point it at a config for `database_url`.
+
+        app, args = hub_cli("health:\\n  bands: {green: 75}\\n")
+        CliRunner().invoke(app, [*args, "score", "--json"])
+    """
+    from hub import cli
+
+    def make(extra_yaml: str = "") -> tuple[typer.Typer, list[str]]:
+        config = tmp_path / "churnhub.yaml"
+        config.write_text(f"database: {database_url}\n{extra_yaml}", encoding="utf-8")
+        return cli.app, ["--config", str(config)]
+
+    return make

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from hub import synthetic
-from hub.app import Plugins
 from hub.backtest import backtest, evaluate, labels
 from hub.factors import BUILTIN_FACTORS
 from hub.facts import FactTable, customer_mrr_at
@@ -119,9 +117,9 @@ def test_a_horizon_past_the_data_is_flagged_and_the_future_refused(engine: Engin
         backtest(engine, HealthSettings(), ChurnSettings(), FACTORS, as_of=NOW, horizon=HORIZON, now=NOW)
 
 
-def test_backtest_command(engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backtest_command(hub_cli, engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seeded(engine)
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli()
     as_of = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     result = CliRunner().invoke(app, [*args, "health", "backtest", "--as-of", as_of, "--horizon", "30d", "--json"])
     assert result.exit_code == 0, result.output
@@ -132,26 +130,3 @@ def test_backtest_command(engine: Engine, database_url: str, tmp_path: Path, mon
     assert "ROC AUC" in text.output and "current" in text.output
     bad = CliRunner().invoke(app, [*args, "health", "backtest", "--as-of", "yesterday"])
     assert bad.exit_code != 0 and "expected a date" in str(bad.exception)
-
-
-def command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> tuple[typer.Typer, list[str]]:
-    """A CLI with this capability's commands mounted, and the built-in factors registered as a plugin."""
-    from hub import cli
-    from hub.app import discover_plugins
-    from hub.commands import health_cmd
-    from hub.plugins import DEFAULT_PLUGINS, build_registry, load_plugins, new_plugin_manager
-
-    def plugins(allow: str | None = None) -> Plugins:
-        if "hub.default_factors" in DEFAULT_PLUGINS:
-            return discover_plugins(allow)
-        manager = new_plugin_manager()
-        infos = load_plugins(manager, builtins=(*DEFAULT_PLUGINS, "hub.default_factors"))
-        return Plugins(manager, build_registry(manager, infos))
-
-    monkeypatch.setattr("hub.commands.context.discover_plugins", plugins)
-    app = typer.Typer()
-    app.callback()(cli.root)
-    app.add_typer(health_cmd.app, name="health")
-    config = tmp_path / "churnhub.yaml"
-    config.write_text(f"database: {database_url}\n", encoding="utf-8")
-    return app, ["--config", str(config)]

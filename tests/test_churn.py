@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
-from hub.app import Plugins
 from hub.churn import ChurnEvent, classify, classify_table
 from hub.churnrun import list_events, run_churn
 from hub.facts import FactTable
@@ -276,10 +274,10 @@ def test_facts_that_change_update_the_stored_event(engine: Engine) -> None:
     assert reasons == ["competitor"]
 
 
-def test_churn_command_lists_events_as_json(engine: Engine, database_url: str, tmp_path: Path,
+def test_churn_command_lists_events_as_json(hub_cli, engine: Engine, database_url: str, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     seed_customer(engine)
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli()
     result = CliRunner().invoke(app, [*args, "churn", "--since", "2025-01-01", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -291,27 +289,3 @@ def test_churn_command_lists_events_as_json(engine: Engine, database_url: str, t
     assert "Globex" in table.output and "stolen_card" in table.output
     bad = CliRunner().invoke(app, [*args, "churn", "--type", "sad"])
     assert bad.exit_code != 0 and "unknown churn type" in str(bad.exception)
-
-
-def command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> tuple[typer.Typer, list[str]]:
-    """A CLI with this capability's commands mounted, and the built-in factors registered as a plugin."""
-    from hub import cli
-    from hub.app import discover_plugins
-    from hub.commands import churn_cmd, health_cmd
-    from hub.plugins import DEFAULT_PLUGINS, build_registry, load_plugins, new_plugin_manager
-
-    def plugins(allow: str | None = None) -> Plugins:
-        if "hub.default_factors" in DEFAULT_PLUGINS:
-            return discover_plugins(allow)
-        manager = new_plugin_manager()
-        infos = load_plugins(manager, builtins=(*DEFAULT_PLUGINS, "hub.default_factors"))
-        return Plugins(manager, build_registry(manager, infos))
-
-    monkeypatch.setattr("hub.commands.context.discover_plugins", plugins)
-    app = typer.Typer()
-    app.callback()(cli.root)
-    app.command("churn")(churn_cmd.churn)
-    app.add_typer(health_cmd.app, name="health")
-    config = tmp_path / "churnhub.yaml"
-    config.write_text(f"database: {database_url}\n", encoding="utf-8")
-    return app, ["--config", str(config)]

@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import typer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from hub import synthetic
-from hub.app import Plugins
 from hub.errors import ConfigError
 from hub.extensions import HealthFactor
 from hub.factors import BUILTIN_FACTORS
@@ -302,37 +300,11 @@ def test_scores_from_the_database_match_one_customer_loads(engine: Engine) -> No
 
 # ---- command line --------------------------------------------------------------------------------
 
-def command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> tuple[typer.Typer, list[str]]:
-    """A CLI with this capability's commands mounted, and the built-in factors registered as a plugin."""
-    from hub import cli
-    from hub.app import discover_plugins
-    from hub.commands import churn_cmd, health_cmd, metrics_cmd
-    from hub.plugins import DEFAULT_PLUGINS, build_registry, load_plugins, new_plugin_manager
 
-    def plugins(allow: str | None = None) -> Plugins:
-        if "hub.default_factors" in DEFAULT_PLUGINS:
-            return discover_plugins(allow)
-        manager = new_plugin_manager()
-        infos = load_plugins(manager, builtins=(*DEFAULT_PLUGINS, "hub.default_factors"))
-        return Plugins(manager, build_registry(manager, infos))
-
-    monkeypatch.setattr("hub.commands.context.discover_plugins", plugins)
-    app = typer.Typer()
-    app.callback()(cli.root)
-    app.command("score")(health_cmd.score)
-    app.add_typer(health_cmd.app, name="health")
-    app.command("churn")(churn_cmd.churn)
-    app.command("metrics")(metrics_cmd.metrics)
-    app.command("report")(metrics_cmd.report)
-    config = tmp_path / "churnhub.yaml"
-    config.write_text(f"database: {database_url}\nhealth:\n  bands: {{green: 75, yellow: 45}}\n", encoding="utf-8")
-    return app, ["--config", str(config)]
-
-
-def test_score_command_prints_json(engine: Engine, database_url: str, tmp_path: Path,
+def test_score_command_prints_json(hub_cli, engine: Engine, database_url: str, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     seeded(engine, customers=30)
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli("health:\n  bands: {green: 75, yellow: 45}\n")
     result = CliRunner().invoke(app, [*args, "score", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -343,9 +315,9 @@ def test_score_command_prints_json(engine: Engine, database_url: str, tmp_path: 
     assert text.exit_code == 0 and "scored (average" in text.output
 
 
-def test_a_config_typo_is_one_clean_error(engine: Engine, database_url: str, tmp_path: Path,
+def test_a_config_typo_is_one_clean_error(hub_cli, engine: Engine, database_url: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli("health:\n  bands: {green: 75, yellow: 45}\n")
     (tmp_path / "churnhub.yaml").write_text(f"database: {database_url}\nhealth:\n  factors:\n    support:\n"
                                             "      window_dayz: 3\n", encoding="utf-8")
     result = CliRunner().invoke(app, [*args, "score"])

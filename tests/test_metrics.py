@@ -7,12 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from hub import synthetic
-from hub.app import Plugins
 from hub.facts import FactTable
 from hub.metrics import compute, periods
 from hub.sections.churn import ChurnSettings
@@ -109,12 +107,12 @@ def test_periods_cover_weeks_months_and_quarters() -> None:
     assert quarterly["periods"][0]["period"] == "2025-Q2" and quarterly["periods"][0]["customers_lost"] == 2
 
 
-def test_metrics_command_prints_json_with_nulls_when_there_is_no_dunning(
+def test_metrics_command_prints_json_with_nulls_when_there_is_no_dunning(hub_cli,
         engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     world = synthetic.generate(80, now=datetime.now(UTC), seed=2)
     with engine.begin() as connection:
         synthetic.write(connection, world)
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli()
     result = CliRunner().invoke(app, [*args, "metrics", "--period", "month", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -123,27 +121,3 @@ def test_metrics_command_prints_json_with_nulls_when_there_is_no_dunning(
     assert sum(p["customers_lost"] for p in data["periods"]) > 0
     table = CliRunner().invoke(app, [*args, "metrics", "--period", "quarter", "--from", "2024-01-01"])
     assert table.exit_code == 0 and "2024-Q1" in table.output
-
-
-def command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> tuple[typer.Typer, list[str]]:
-    """A CLI with this capability's commands mounted, and the built-in factors registered as a plugin."""
-    from hub import cli
-    from hub.app import discover_plugins
-    from hub.commands import metrics_cmd
-    from hub.plugins import DEFAULT_PLUGINS, build_registry, load_plugins, new_plugin_manager
-
-    def plugins(allow: str | None = None) -> Plugins:
-        if "hub.default_factors" in DEFAULT_PLUGINS:
-            return discover_plugins(allow)
-        manager = new_plugin_manager()
-        infos = load_plugins(manager, builtins=(*DEFAULT_PLUGINS, "hub.default_factors"))
-        return Plugins(manager, build_registry(manager, infos))
-
-    monkeypatch.setattr("hub.commands.context.discover_plugins", plugins)
-    app = typer.Typer()
-    app.callback()(cli.root)
-    app.command("metrics")(metrics_cmd.metrics)
-    app.command("report")(metrics_cmd.report)
-    config = tmp_path / "churnhub.yaml"
-    config.write_text(f"database: {database_url}\n", encoding="utf-8")
-    return app, ["--config", str(config)]

@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import Engine, insert
 from typer.testing import CliRunner
 
 from hub import synthetic
-from hub.app import Plugins
 from hub.factors import BUILTIN_FACTORS
 from hub.models import DunningCase, PlaybookEntry
 from hub.report import gather, render
@@ -80,12 +78,12 @@ def test_an_empty_database_still_renders(engine: Engine) -> None:
     assert "No data yet" in html and "No playbook has run yet" in html
 
 
-def test_report_command_writes_the_file(engine: Engine, database_url: str, tmp_path: Path,
+def test_report_command_writes_the_file(hub_cli, engine: Engine, database_url: str, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     world = synthetic.generate(60, now=datetime.now(UTC), seed=8)
     with engine.begin() as connection:
         synthetic.write(connection, world)
-    app, args = command_line(monkeypatch, tmp_path, database_url)
+    app, args = hub_cli()
     out = tmp_path / "out" / "report.html"
     result = CliRunner().invoke(app, [*args, "report", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -94,26 +92,3 @@ def test_report_command_writes_the_file(engine: Engine, database_url: str, tmp_p
     html = out.read_text(encoding="utf-8")
     assert_self_contained(html)
     assert all(f'id="{anchor}"' in html for anchor in SECTIONS)
-
-
-def command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> tuple[typer.Typer, list[str]]:
-    """A CLI with this capability's commands mounted, and the built-in factors registered as a plugin."""
-    from hub import cli
-    from hub.app import discover_plugins
-    from hub.commands import metrics_cmd
-    from hub.plugins import DEFAULT_PLUGINS, build_registry, load_plugins, new_plugin_manager
-
-    def plugins(allow: str | None = None) -> Plugins:
-        if "hub.default_factors" in DEFAULT_PLUGINS:
-            return discover_plugins(allow)
-        manager = new_plugin_manager()
-        infos = load_plugins(manager, builtins=(*DEFAULT_PLUGINS, "hub.default_factors"))
-        return Plugins(manager, build_registry(manager, infos))
-
-    monkeypatch.setattr("hub.commands.context.discover_plugins", plugins)
-    app = typer.Typer()
-    app.callback()(cli.root)
-    app.command("report")(metrics_cmd.report)
-    config = tmp_path / "churnhub.yaml"
-    config.write_text(f"database: {database_url}\n", encoding="utf-8")
-    return app, ["--config", str(config)]

@@ -40,14 +40,13 @@ private_key_file=...)` uses the JWT bearer grant, which works when the sandbox h
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub import FaultProfile, RunningServer, serve_in_thread
+from hub import AdjustableClock, FaultProfile, RunningServer, serve_in_thread
 
 from .sandbox_app import DailyBudget, SalesforceApi, build_app
 from .sandbox_auth import ConnectedApp, Sessions
@@ -56,19 +55,6 @@ from .sandbox_store import OrgStore
 
 API_VERSION = "61.0"
 TASK_KEY_FIELD = "Churnhub_Key__c"
-
-
-class AdjustableClock:
-    """Wall-clock time plus an offset that `advance` moves (the default sandbox clock)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass

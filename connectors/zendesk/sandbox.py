@@ -36,13 +36,12 @@ configurable and can be switched off for benchmarks: `start_sandbox(rate_limits=
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hub import FaultProfile, RunningServer, serve_in_thread
+from hub import AdjustableClock, FaultProfile, RunningServer, serve_in_thread
 
 from .sandbox_http import Credential, Limits, ZendeskApi
 from .sandbox_routes import build_app
@@ -51,19 +50,6 @@ from .sandbox_world import ZendeskWorld
 ADMIN = Credential("admin@sandbox.zendesk.test", "sandbox-admin-api-token", "sandbox-admin-oauth-token", "admin")
 AGENT = Credential("agent@sandbox.zendesk.test", "sandbox-agent-api-token", "sandbox-agent-oauth-token", "agent")
 UNLIMITED = 1_000_000
-
-
-class AdjustableClock:
-    """Wall-clock time plus an offset that `advance` moves (the default sandbox clock)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass
