@@ -24,6 +24,7 @@ from hub.facts import (
     curve,
     customer_start,
     last_by,
+    live_subscriptions,
     max_by,
     snapshot_usable,
     sum_by,
@@ -63,6 +64,13 @@ class UsageOptions(Options):
     recency_curve: Curve = [(0, 100), (3, 95), (14, 70), (30, 30), (60, 0)]
     trend_curve: Curve = [(-0.5, 0), (-0.2, 50), (0, 90), (0.1, 100)]
     trend_share: float = Field(default=0.5, ge=0, le=1, description="share of the trend in the value")
+    # Without daily usage rows, a CRM snapshot's last login is "yesterday" for nearly every account with
+    # a few seats (someone always logs in), so recency alone rates a fading account as healthy. The
+    # snapshot's active users over the licensed seats (live subscription quantity) shows the fade: the
+    # value is then the lower of recency and utilisation (one login a day on 40 seats is not healthy).
+    # Mean daily active users over all days (weekends too) of a third or more of the seats is normal
+    # adoption; under a tenth is an account that has mostly stopped using the product.
+    utilisation_curve: Curve = [(0, 0), (0.1, 15), (0.2, 45), (0.3, 75), (0.4, 95), (0.5, 100)]
     snapshot_days: float = Field(default=2, ge=0, description="CRM last_login counts within N days of the sync")
 
     def lookback_days(self) -> float:
@@ -94,9 +102,15 @@ def usage_many(table: FactTable, as_of: float, options: UsageOptions) -> FactorC
     before = (day <= t - window) & (day > t - 2 * window)
     prior = sum_by(usage, activity, before, n)
     change = np.where(prior > 0, recent / np.where(prior > 0, prior, 1) - 1, np.nan)
+    seats = sum_by(table.frame("subscription"), table.frame("subscription")["quantity"],
+                   live_subscriptions(table, t), n)
+    crm_users = table.columns["active_users"]
+    utilisation = np.where(~has_rows & snapshot_usable(table, t, options.snapshot_days) & (seats > 0)
+                           & ~np.isnan(crm_users), crm_users / np.maximum(seats, 1), np.nan)
     recency, trend = curve(days, options.recency_curve), curve(change, options.trend_curve)
     share = options.trend_share
     values = np.where(np.isnan(trend), recency, recency * (1 - share) + trend * share)
+    values = np.fmin(values, curve(utilisation, options.utilisation_curve))   # NaN utilisation: unchanged
     def why(i: int) -> str:
         d, c = float(days[i]), float(change[i])
         if d != d:
@@ -109,6 +123,8 @@ def usage_many(table: FactTable, as_of: float, options: UsageOptions) -> FactorC
             text = "active today" if d < 1 else f"last active {d:.0f} days ago"
         if c == c:
             text += f", activity {c:+.0%} vs previous {options.recent_days} days"
+        elif utilisation[i] == utilisation[i]:
+            text += f", {crm_users[i]:.1f} of {seats[i]:.0f} seats active (CRM)"
         return text
 
     return FactorColumn(values, why)
@@ -418,14 +434,20 @@ def _factor(name: str, description: str, weight: float, options: type[Options],
                         default_weight=weight, options=options, compute_many=many)
 
 
+# Default weights. The score is a weighted mean and most factors sit near 100 for most customers, so a
+# factor's weight decides whether its one red flag can move a customer out of green at all: usage and
+# payment (a fading account, a failing renewal) weigh the most; what customers say (CSAT/NPS, ticket tone)
+# predicts churn better than ticket counts (the backtest's fitted weights agree); last-touchpoint recency
+# weighs half, since accounts in trouble contact us more (tickets count as touchpoints), which makes it
+# run against the other signals.
 BUILTIN_FACTORS: tuple[HealthFactor, ...] = (
-    _factor("usage", "product usage: days since last activity and its trend", 3, UsageOptions, usage_many),
+    _factor("usage", "product usage: days since last activity and its trend", 4, UsageOptions, usage_many),
     _factor("support", "support load: recent, stale and repeated tickets", 2, SupportOptions, support_many),
-    _factor("satisfaction", "CSAT ratings and the latest NPS answer", 2, SatisfactionOptions, satisfaction_many),
-    _factor("payment", "failed payments, past-due invoices, open dunning", 3, PaymentOptions, payment_many),
+    _factor("satisfaction", "CSAT ratings and the latest NPS answer", 3, SatisfactionOptions, satisfaction_many),
+    _factor("payment", "failed payments, past-due invoices, open dunning", 4, PaymentOptions, payment_many),
     _factor("tenure", "how long the customer has been with us", 1, TenureOptions, tenure_many),
-    _factor("engagement", "days since the last touchpoint", 1, EngagementOptions, engagement_many),
+    _factor("engagement", "days since the last touchpoint", 0.5, EngagementOptions, engagement_many),
     _factor("onboarding", "onboarding milestones reached (young customers)", 1, OnboardingOptions,
             onboarding_many),
-    _factor("sentiment", "tone of recent ticket text (VADER)", 1, SentimentOptions, sentiment_many),
+    _factor("sentiment", "tone of recent ticket text (VADER)", 2, SentimentOptions, sentiment_many),
 )

@@ -150,6 +150,33 @@ def test_churners_show_warning_signs_first():
     assert share_bad({Fate.VOLUNTARY, Fate.CONTRACTION}) > 1.5 * share_bad({Fate.RETAINED})
 
 
+def test_ticket_rate_bursts_from_the_first_day_of_the_warning_window():
+    """The gap drawn before a warning window must not jump over it: per day, customers heading out
+    file far more tickets in their window than before it (the burst is 3x), also in its first weeks."""
+    from hub.demo.activity import TICKET_BURST, support_tickets
+
+    world = generate_world(600, seed=2, now=NOW)
+    heading_out = [c for c in world.companies if c.fate is Fate.RETAINED and c.warning_from is not None]
+    before = inside = early = 0
+    days_before = days_inside = days_early = 0.0
+    for company in heading_out:
+        start = max(company.created, world.start)
+        if start >= company.warning_from:
+            continue
+        created = [t.created for t in support_tickets(world, company) if "churn_risk" not in t.tags
+                   and "billing" not in t.tags]
+        before += sum(start <= t < company.warning_from for t in created)
+        inside += sum(t >= company.warning_from for t in created)
+        early += sum(company.warning_from <= t < company.warning_from + 21 * 86_400 for t in created)
+        days_before += (company.warning_from - start) / 86_400
+        days_inside += (world.now - company.warning_from) / 86_400
+        days_early += min(21, (world.now - company.warning_from) / 86_400)
+    assert len(heading_out) > 20
+    base, burst = before / days_before, inside / days_inside
+    assert burst > 0.6 * TICKET_BURST[Fate.RETAINED] * base
+    assert early / days_early > 0.6 * TICKET_BURST[Fate.RETAINED] * base
+
+
 def test_salesforce_dataset_seeds_the_sandbox_store(world):
     from connectors.salesforce.sandbox_store import OrgStore
 

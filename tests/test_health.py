@@ -242,6 +242,24 @@ def test_crm_snapshot_fields_count_only_near_their_sync() -> None:
     assert "usage" not in earlier and "satisfaction" not in earlier
 
 
+def test_crm_usage_snapshot_rates_seat_utilisation_not_just_the_last_login() -> None:
+    """Someone logged in yesterday at both; only one uses most of its 40 seats."""
+    def account(name: str, active_users: float) -> dict[str, Any]:
+        return {"id": name, "created": days_ago(400), "last_login": days_ago(1), "active_users": active_users,
+                "observed": NOW, "has_billing": True}
+
+    table = FactTable.build(
+        [account("adopted", 18.0), account("fading", 2.0), {**account("no_seats", 2.0), "has_billing": False}],
+        subscription=[{"customer": name, "id": f"s_{name}", "start": days_ago(400), "status": "active",
+                       "mrr": 100000, "quantity": 40} for name in ("adopted", "fading")])
+    usage = scores_of(table, settings(factors={"usage": {"weight": 1}, **{
+        name: {"weight": 0} for name in FACTORS if name != "usage"}}))
+    adopted, fading, no_seats = (usage.breakdown(table.index_of(n))["usage"] for n in ("adopted", "fading", "no_seats"))
+    assert adopted["value"] > 90 and fading["value"] < 30
+    assert "2.0 of 40 seats active (CRM)" in fading["why"]
+    assert no_seats["value"] > 90   # seats unknown: recency alone, as before
+
+
 def test_ticket_text_tone_moves_the_sentiment_factor() -> None:
     def tone(text: str) -> float:
         table = FactTable.build([{"id": "c1"}], ticket=[{"customer": "c1", "created": days_ago(1), "status": "open",

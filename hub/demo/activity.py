@@ -98,6 +98,16 @@ def _in_warning(company: Company, t: float) -> bool:
     return end is None or t < end
 
 
+def _rate_change_after(company: Company, t: float) -> float | None:
+    """The next moment after `t` where the warning window starts or ends (the ticket rate changes)."""
+    if company.warning_from is None:
+        return None
+    if t < company.warning_from:
+        return float(company.warning_from)
+    end = company.event_at if company.event_at is not None and company.fate is not Fate.SILENT else None
+    return float(end) if end is not None and t < end else None
+
+
 def _absent(company: Company, t: float) -> bool:
     """Between a cancellation and a reactivation nobody uses the product or files tickets."""
     return company.reactivated_at is not None and company.event_at is not None and \
@@ -111,7 +121,12 @@ def support_tickets(world: World, company: Company) -> list[TicketPlan]:
     tickets: list[TicketPlan] = []
     while True:
         burst = TICKET_BURST[company.fate] if _in_warning(company, t) else 1.0
-        t += rng.expovariate(per_second * burst)
+        step = rng.expovariate(per_second * burst)
+        change = _rate_change_after(company, t)
+        if change is not None and t + step > change:
+            t = change   # the rate changes here: draw again from it (exact, the process is memoryless)
+            continue
+        t += step
         if t >= end:
             break
         if not _absent(company, t):
