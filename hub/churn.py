@@ -159,6 +159,17 @@ def _failed_dunning(table: FactTable, i: int, moment: float, rules: ChurnSetting
     return False, None
 
 
+def _subscription_dunning_failed(table: FactTable, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[bool, str | None]:
+    """Whether a dunning case on one of this subscription's invoices had failed (e.g. exhausted)."""
+    cases = table.frame("dunning")
+    rows = table.rows_of("dunning", i)
+    for r in range(rows.start, rows.stop):
+        if (cases["subscription_id"][r] == sub.id and cases["status"][r] in rules.dunning_failed_statuses
+                and cases["opened"][r] <= sub.end):
+            return True, str(cases["decline_code"][r]) or None
+    return False, None
+
+
 def _classify_ending(table: FactTable, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[str, str, dict[str, Any]]:
     evidence: dict[str, Any] = {"subscription": sub.id, "status": sub.status}
     if sub.reason:
@@ -166,10 +177,14 @@ def _classify_ending(table: FactTable, i: int, sub: _Sub, rules: ChurnSettings) 
     if sub.feedback:
         evidence["feedback"] = sub.feedback
     dunning_failed, dunning_code = _failed_dunning(table, i, sub.end, rules)
-    payment = (sub.reason in rules.involuntary_reasons or sub.status in rules.involuntary_statuses
+    # the hub's own final dunning action (cancel_at_period_end) makes Stripe record
+    # `cancellation_requested`: the unpaid invoice, not the customer, ended this subscription
+    ended_by_dunning, case_code = _subscription_dunning_failed(table, i, sub, rules)
+    payment = (ended_by_dunning or sub.reason in rules.involuntary_reasons or sub.status in rules.involuntary_statuses
                or (not sub.reason and dunning_failed))
-    if payment and sub.reason not in rules.voluntary_reasons:
-        code = _latest_decline(table, i, sub.end) or dunning_code
+    if payment and (ended_by_dunning or sub.reason not in rules.voluntary_reasons):
+        dunning_failed = dunning_failed or ended_by_dunning
+        code = (case_code if ended_by_dunning else None) or _latest_decline(table, i, sub.end) or dunning_code
         if code:
             evidence["decline_code"] = code
         if dunning_failed:

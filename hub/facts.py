@@ -42,7 +42,9 @@ FRAME_SCHEMA: dict[str, dict[str, str]] = {
     "opportunity": {"created": "t", "closed": "t", "type": "s", "stage": "s", "amount": "f", "won": "f"},
     "contact": {"created": "t"},
     "payment_method": {"created": "t"},
-    "dunning": {"opened": "t", "closed": "t", "status": "s", "decline_code": "s", "amount_due": "f"},
+    # subscription_id: the failed invoice's subscription, "<connector>:<id>" like subscription ids
+    "dunning": {"opened": "t", "closed": "t", "status": "s", "decline_code": "s", "amount_due": "f",
+                "recovered_by": "s", "subscription_id": "k"},
     "mrr_change": {"subscription_id": "k", "observed": "t", "mrr": "f", "quantity": "f", "plan": "s"},
 }
 CUSTOMER_SCHEMA: dict[str, str] = {

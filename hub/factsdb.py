@@ -404,10 +404,18 @@ def _mark_sources(connection: Connection, index: CustomerIndex, columns: dict[st
 def _dunning(connection: Connection, index: CustomerIndex, only: Sequence[str] | None) -> Frame:
     table = DunningCase.__table__
     rows = connection.execute(_restrict(select(table.c.customer_id, table.c.opened_at, table.c.closed_at, table.c.status,
-                                               table.c.decline_code, table.c.amount_due)
+                                               table.c.decline_code, table.c.amount_due, table.c.recovered_by,
+                                               table.c.connector, table.c.details)
                                         .where(table.c.customer_id.is_not(None)), table.c.customer_id, only)).all()
-    converted = [(r[0], _ts(r[1]), _ts(r[2]), r[3], r[4], r[5]) for r in rows]
-    return _frame("dunning", converted, ["opened", "closed", "status", "decline_code", "amount_due"], index)
+    converted = [(r[0], _ts(r[1]), _ts(r[2]), r[3], r[4], r[5], r[6], _case_subscription(r[7], r[8])) for r in rows]
+    return _frame("dunning", converted, ["opened", "closed", "status", "decline_code", "amount_due", "recovered_by",
+                                         "subscription_id"], index)
+
+
+def _case_subscription(connector: str, details: Any) -> str | None:
+    """The case's subscription as the subscription frame names it ("<connector>:<id>")."""
+    subscription = (details or {}).get("subscription_id") if isinstance(details, dict) else None
+    return f"{connector}:{subscription}" if subscription else None
 
 
 def _mrr_changes(connection: Connection, index: CustomerIndex, only: Sequence[str] | None) -> Frame:

@@ -153,7 +153,8 @@ playbooks:
 
 # Dunning: failed-payment recovery on the Stripe connectors (`churnhub dunning`, `churnhub dunning run`).
 # Cases open when an invoice payment fails (sync and webhooks) and close the moment it is paid.
-# Webhooks: `churnhub serve`, with the endpoint secret in CHURNHUB_WEBHOOK_SECRET_<CONNECTOR>.
+# Webhooks: `churnhub serve`, with the endpoint's signing secret as the Stripe connector's
+# `webhook_secret: ${STRIPE_WEBHOOK_SECRET}`.
 dunning:
   retries: [1, 3, 5, 7]      # days after the first failure (soft declines only); `stripe`: Smart Retries
   preferred_weekdays: []     # e.g. [tue, thu]: move a retry to the next of these days

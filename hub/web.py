@@ -1,6 +1,7 @@
 """`churnhub serve`: webhooks, one-click unsubscribe, health and Prometheus metrics.
 
-    POST /webhooks/stripe/{connector}   verified, stored, then 200; processed in the background
+    POST /webhooks/stripe/{connector}   verified by the connector (its webhook_secret), stored, then 200;
+                                        processed in the background
     POST /unsubscribe/{token}           RFC 8058 one-click (no redirect, no cookies)
     GET  /unsubscribe/{token}           a confirmation page with a button that POSTs
     GET  /healthz                       liveness + database reachability
@@ -25,7 +26,6 @@ from starlette.routing import Route
 
 from hub import webhooks
 from hub.app import Hub
-from hub.config import read_environment
 from hub.errors import AuthError, PermanentError
 from hub.models import Action, DunningCase, Suppression, SyncRun, utcnow
 from hub.unsubscribe import verify_token
@@ -91,25 +91,9 @@ def suppress(hub: Hub, email: str, reason: str, detail: str | None = None) -> No
                            .on_conflict_do_nothing(index_elements=["email"]))
 
 
-def webhook_secret_variable(connector: str) -> str:
-    """`billing` -> CHURNHUB_WEBHOOK_SECRET_BILLING (the Stripe endpoint's `whsec_...`)."""
-    return "CHURNHUB_WEBHOOK_SECRET_" + "".join(c if c.isalnum() else "_" for c in connector.upper())
-
-
-def webhook_secrets(hub: Hub) -> dict[str, str]:
-    """Endpoint secrets by connector, from the environment (or the `.env` beside the config).
-
-    Used when a connector does not verify its deliveries itself (see `webhooks.receive`).
-    """
-    environment = read_environment(hub.settings.path)
-    return {name: environment[webhook_secret_variable(name)] for name in hub.settings.connectors
-            if environment.get(webhook_secret_variable(name))}
-
-
-def create_app(hub: Hub, processor: EventProcessor, *, clock: Callable[[], float] | None = None) -> Starlette:
+def create_app(hub: Hub, processor: EventProcessor) -> Starlette:
+    """Webhook signatures are checked by each connector (its `webhook_secret` setting)."""
     secrets = unsubscribe_secrets(hub)
-    endpoint_secrets = webhook_secrets(hub)
-    signing_clock = clock or (lambda: datetime.now(UTC).timestamp())
 
     async def stripe_webhook(request: Request) -> Response:
         name = request.path_params["connector"]
@@ -120,8 +104,7 @@ def create_app(hub: Hub, processor: EventProcessor, *, clock: Callable[[], float
         if len(body) > MAX_BODY:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         try:
-            received = webhooks.receive(hub.engine, name, processor.connector(name), dict(request.headers), body,
-                                        secret=endpoint_secrets.get(name), now=signing_clock)
+            received = webhooks.receive(hub.engine, name, processor.connector(name), dict(request.headers), body)
         except AuthError as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         except (PermanentError, NotImplementedError, ValueError) as exc:

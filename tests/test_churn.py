@@ -92,6 +92,26 @@ def test_exhausted_dunning_makes_an_unexplained_ending_involuntary() -> None:
     assert [e.type for e in recovered] == ["voluntary"]
 
 
+def test_a_cancellation_requested_by_the_dunning_final_action_is_involuntary() -> None:
+    """`cancel_at_period_end` after exhausted dunning: Stripe says `cancellation_requested`, but the
+    unpaid invoice ended it; a requested cancellation on another subscription stays voluntary."""
+    ended = {"status": "canceled", "canceled_at": days_ago(20), "ended_at": days_ago(10),
+             "reason": "cancellation_requested"}
+    case = {"opened": days_ago(40), "closed": days_ago(10), "status": "exhausted", "decline_code": "lost_card",
+            "subscription_id": "s1"}
+    events, state = events_of(customer(subscription=[sub(**ended)], dunning=[case],
+                                       charge=[{"created": days_ago(19), "status": "failed",
+                                                "decline_code": "insufficient_funds", "amount": 10000}]))
+    assert [(e.type, e.reason, e.evidence.get("dunning")) for e in events] == [("involuntary", "lost_card", "failed")]
+    assert events[0].evidence["cancellation_reason"] == "cancellation_requested"
+    assert state == "churned_involuntary"
+
+    recovered, _ = events_of(customer(subscription=[sub(**ended)], dunning=[{**case, "status": "recovered"}]))
+    assert [e.type for e in recovered] == ["voluntary"]
+    elsewhere, _ = events_of(customer(subscription=[sub(**ended)], dunning=[{**case, "subscription_id": "s2"}]))
+    assert [e.type for e in elsewhere] == ["voluntary"]
+
+
 def test_rules_decide_unexplained_and_reclassified_endings() -> None:
     silent_end = customer(subscription=[sub(status="canceled", ended_at=days_ago(8))])
     assert [(e.type, e.reason) for e in events_of(silent_end)[0]] == [("voluntary", "unknown")]

@@ -111,7 +111,7 @@ class World:
 def write_config(path: Path, database_url: str, stripe: StripeSandbox, smtp: SmtpSandbox,
                  dunning: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
     config = {"database": database_url,
-              "connectors": {"billing": {"type": "stripe", **stripe.settings()},
+              "connectors": {"billing": {"type": "stripe", **stripe.settings(), "webhook_secret": SECRET},
                              "mail": {"type": "smtp", **smtp.settings()}, **(extra or {})},
               "dunning": dunning}
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -135,10 +135,9 @@ DUNNING = {"retries": [1, 3, 5, 7], "variables": {"product": {"name": "Acme Anal
            "high_value": None, "final_action": {"after_days": 21, "action": "cancel_at_period_end"}}
 
 
-def make_world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, *,
+def make_world(tmp_path: Path, database_url: str, *,
                policy: BillingPolicy | None = None, dunning: dict[str, Any] | None = None,
                extra: dict[str, Any] | None = None) -> Iterator[World]:
-    monkeypatch.setenv("CHURNHUB_WEBHOOK_SECRET_BILLING", SECRET)
     stripe = start_stripe(dataset(), clock=lambda: float(T0), rate_limit=None,
                           policy=policy or BillingPolicy(automatic_retries=False))
     smtp = start_smtp()
@@ -158,8 +157,8 @@ def make_world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from make_world(tmp_path, database_url, monkeypatch)
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url)
 
 
 def fail_renewal(world: World, scenario: str) -> None:
@@ -264,6 +263,14 @@ def test_nothing_recovered_ends_with_the_final_action_and_closes_at_the_ending(w
     run_dunning(world.hub, now=world.at(33))
     assert len(world.emails()) == 4
 
+    # Stripe calls it `cancellation_requested` (the hub asked), but the unpaid invoice ended it
+    assert world.stripe.get("sub_acme")["cancellation_details"]["reason"] == "cancellation_requested"
+    world.sync()
+    with world.hub.engine.connect() as connection:
+        table = load_facts(connection, now=world.at(34))
+    events = classify_table(table, ChurnSettings(), world.at(34)).events
+    assert [(e.customer_id, e.type, e.reason) for e in events] == [("c1", "involuntary", "lost_card")]
+
 
 def signed_post(url: str, event: dict[str, Any], *, secret: str = SECRET, at: float | None = None) -> httpx.Response:
     body = json.dumps(event).encode()
@@ -276,9 +283,8 @@ def stored_events(hub: Hub) -> int:
         return int(connection.execute(select(func.count()).select_from(WebhookEvent.__table__)).scalar_one())
 
 
-def test_duplicate_and_shuffled_deliveries_end_in_the_same_state(tmp_path: Path, database_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for world in make_world(tmp_path, database_url, monkeypatch):
+def test_duplicate_and_shuffled_deliveries_end_in_the_same_state(tmp_path: Path, database_url: str) -> None:
+    for world in make_world(tmp_path, database_url):
         world.stripe.webhooks.endpoints.clear()       # the test delivers the events itself
         world.stripe.set_card_scenario("cus_acme", "insufficient_funds")
         world.advance_to(0.1)
@@ -374,10 +380,10 @@ def test_cases_from_sync_alone_and_the_cli(world: World) -> None:
 
 
 def test_retries_stripe_leaves_retrying_to_stripe_and_the_ending_is_involuntary_churn(
-        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, database_url: str) -> None:
     stripe_retries = BillingPolicy(automatic_retries=True, retry_schedule_days=(3, 5, 7), after_retries="cancel")
     settings = {**DUNNING, "retries": "stripe", "final_action": {"after_days": 30, "action": "none"}}
-    for world in make_world(tmp_path, database_url, monkeypatch, policy=stripe_retries, dunning=settings):
+    for world in make_world(tmp_path, database_url, policy=stripe_retries, dunning=settings):
         fail_renewal(world, "insufficient_funds")
         for day in (0.2, 3.2, 8.2, 15.2, 16):
             world.advance_to(day)
@@ -403,13 +409,12 @@ def test_retries_stripe_leaves_retrying_to_stripe_and_the_ending_is_involuntary_
         assert dunning and dunning[0]["recovery_rate"] == 0.0 and dunning[0]["lost_amount"] == 49900
 
 
-def test_card_expiry_notice_before_the_renewal_when_enabled(tmp_path: Path, database_url: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_card_expiry_notice_before_the_renewal_when_enabled(tmp_path: Path, database_url: str) -> None:
     start = datetime.fromtimestamp(T0, UTC)
     settings = {**DUNNING, "card_expiry_notice": {"enabled": True, "days_before": 45},
                 "variables": {"product": {"name": "Acme Analytics"},
                               "links": {"billing": "https://app.acme.example/billing"}}}
-    for world in make_world(tmp_path, database_url, monkeypatch, dunning=settings):
+    for world in make_world(tmp_path, database_url, dunning=settings):
         # a card that works through the end of this month
         world.stripe.add_card("cus_acme", brand="visa", last4="1881", exp_month=start.month, exp_year=start.year)
         world.sync()
@@ -434,13 +439,13 @@ def test_card_expiry_notice_is_off_by_default(world: World) -> None:
 
 
 def test_a_high_value_account_also_gets_a_crm_task_and_the_recovery_is_the_csms(
-        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, database_url: str) -> None:
     crm = start_salesforce({"User": [{"Id": "005SB0000000001AAA", "FirstName": "Sam", "LastName": "Ortega",
                                       "Email": "sam@ourco.example", "IsActive": True}],
                             "Account": [{"Id": "001SB0000000001AAA", "Name": "Acme", "OwnerId": "005SB0000000001AAA"}]})
     settings = {**DUNNING, "high_value": {"mrr_at_least": 40000}}
     try:
-        for world in make_world(tmp_path, database_url, monkeypatch, dunning=settings,
+        for world in make_world(tmp_path, database_url, dunning=settings,
                                 extra={"crm": {"type": "salesforce", **crm.settings()}}):
             with world.hub.engine.begin() as connection:
                 write_records(connection, "crm", [Record("account", "001SB0000000001AAA",
@@ -464,8 +469,8 @@ def test_a_high_value_account_also_gets_a_crm_task_and_the_recovery_is_the_csms(
 
 
 def test_a_recovered_customer_who_was_emailed_gets_one_thank_you_when_enabled(
-        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for world in make_world(tmp_path, database_url, monkeypatch,
+        tmp_path: Path, database_url: str) -> None:
+    for world in make_world(tmp_path, database_url,
                             dunning={**DUNNING, "recovered_email": "payment_recovered"}):
         fail_renewal(world, "expired_card")
         run_dunning(world.hub, now=world.at(0.2))
@@ -480,10 +485,10 @@ def test_a_recovered_customer_who_was_emailed_gets_one_thank_you_when_enabled(
 
 
 @pytest.mark.parametrize("action", ["mark_uncollectible", "pause_collection"])
-def test_other_final_actions(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, action: str) -> None:
+def test_other_final_actions(tmp_path: Path, database_url: str, action: str) -> None:
     settings = {**DUNNING, "emails": [{"day": 0, "template": "payment_failed_1"}],
                 "final_action": {"after_days": 7, "action": action}}
-    for world in make_world(tmp_path, database_url, monkeypatch, dunning=settings):
+    for world in make_world(tmp_path, database_url, dunning=settings):
         fail_renewal(world, "stolen_card")
         for day in (0.2, 7.2):
             world.advance_to(day)

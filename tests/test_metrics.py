@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from typer.testing import CliRunner
 
 from hub import synthetic
 from hub.facts import FactTable
 from hub.metrics import compute, periods
+from hub.models import Customer, DunningCase
 from hub.sections.churn import ChurnSettings
 
 NOW = datetime(2025, 6, 15, tzinfo=UTC)
@@ -121,3 +122,24 @@ def test_metrics_command_prints_json_with_nulls_when_there_is_no_dunning(hub_cli
     assert sum(p["customers_lost"] for p in data["periods"]) > 0
     table = CliRunner().invoke(app, [*args, "metrics", "--period", "quarter", "--from", "2024-01-01"])
     assert table.exit_code == 0 and "2024-Q1" in table.output
+
+
+def test_metrics_command_attributes_recoveries_from_the_dunning_cases(hub_cli, engine: Engine) -> None:
+    """`recovered_by` travels from dunning_cases through the facts to `metrics --json`."""
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    opened = (this_month - timedelta(days=1)).replace(day=2)   # well inside last month
+    cases = [("in_1", "recovered", "retry"), ("in_2", "recovered", "email"), ("in_3", "recovered", "retry"),
+             ("in_4", "exhausted", None)]
+    with engine.begin() as connection:
+        connection.execute(insert(Customer.__table__).values(id="c1", name="Acme", status="Active", mrr=49900))
+        connection.execute(insert(DunningCase.__table__), [
+            {"connector": "billing", "invoice_id": invoice, "customer_id": "c1", "status": status,
+             "recovered_by": recovered_by, "decline_code": "insufficient_funds", "amount_due": 49900,
+             "opened_at": opened, "closed_at": opened + timedelta(days=3), "details": {}}
+            for invoice, status, recovered_by in cases])
+    app, args = hub_cli()
+    result = CliRunner().invoke(app, [*args, "metrics", "--period", "month", "--json"])
+    assert result.exit_code == 0, result.output
+    [dunning] = [p["dunning"] for p in json.loads(result.output)["periods"] if p["dunning"]["opened"]]
+    assert (dunning["recovered"], dunning["failed"]) == (3, 1)
+    assert dunning["recovered_by"] == {"email": 1, "retry": 2}

@@ -1,18 +1,31 @@
-"""The Stripe connector: five inbound streams and the dunning/retention operations."""
+"""The Stripe connector: five inbound streams, the dunning/retention operations and webhooks."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
-from hub import AuthError, CheckResult, Connector, ConnectorError, OperationResult, Page, RetryPolicy, Stream
+from hub import (
+    AuthError,
+    CheckResult,
+    Connector,
+    ConnectorError,
+    OperationResult,
+    Page,
+    Record,
+    RetryPolicy,
+    Stream,
+    WebhookEvent,
+)
 
 from . import operations as ops
+from . import signature
 from .client import StripeClient
+from .mapping import map_event_object
 from .settings import StripeSettings
 from .streams import STREAM_SPECS, StreamReader
 
@@ -49,6 +62,19 @@ class StripeConnector(Connector):
 
     def execute(self, operation: str, params: BaseModel, *, idempotency_key: str) -> OperationResult:
         return ops.execute(self.client, operation, params, idempotency_key)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Check `Stripe-Signature` with `webhook_secret` (see `signature.verify_event`)."""
+        if self.settings.webhook_secret is None:
+            raise AuthError("this Stripe connector has no webhook_secret: set it (the endpoint's whsec_...) "
+                            "in its settings to receive webhooks")
+        return signature.verify_event(headers, body, self.settings.webhook_secret.get_secret_value(),
+                                      tolerance=self.settings.webhook_tolerance, now=self.clock())
+
+    def webhook_records(self, event: WebhookEvent) -> Sequence[Record]:
+        """The event's object as a record, mapped like the streams map it (nothing for other events)."""
+        record = map_event_object(event.payload)
+        return () if record is None else (record,)
 
     @property
     def request_count(self) -> int:

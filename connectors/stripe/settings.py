@@ -9,6 +9,9 @@
         account: acct_1Nv0FGQ9RKHgCVdK    # optional: act on a connected account (Stripe-Account)
         requests_per_second: 20           # stay under Stripe's limit (100/s live, 25/s test mode)
         page_size: 100                    # list page size, 1-100
+        webhook_secret: ${STRIPE_WEBHOOK_SECRET}  # the endpoint's signing secret (whsec_...): needed
+                                          # by `churnhub serve` to accept POST /webhooks/stripe/billing
+        webhook_tolerance: 300            # seconds a signed delivery stays acceptable (replay window)
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class StripeSettings(ConnectorSettings):
     account: str | None = Field(None, description="connected account id, sent as Stripe-Account")
     requests_per_second: float = Field(20, gt=0, description="client-side rate limit")
     page_size: int = Field(100, ge=1, le=100, description="objects per list request")
+    webhook_secret: SecretStr | None = Field(None, description="the webhook endpoint's signing secret (whsec_...)")
+    webhook_tolerance: int = Field(300, gt=0, description="seconds a signed webhook delivery stays acceptable")
 
     @field_validator("base_url")
     @classmethod

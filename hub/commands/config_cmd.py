@@ -10,8 +10,11 @@ import yaml
 
 from hub.commands.context import console, print_json, state
 from hub.config import json_schema, redacted
+from hub.dunning import DunningSettings
 from hub.errors import ConfigError
 from hub.playbooks import playbooks_settings
+from hub.sections.churn import ChurnSettings
+from hub.sections.health import HealthSettings
 from hub.starter import STARTER_CONFIG
 
 app = typer.Typer(help="Check and inspect churnhub.yaml.", no_args_is_help=True)
@@ -39,6 +42,11 @@ def validate(ctx: typer.Context,
              as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False) -> None:
     """Validate churnhub.yaml: every error names file, line and dotted path."""
     hub = state(ctx).hub(database=False)
+    # sections are validated when their capability first reads them: read them all now, so a
+    # typo fails here (file:line and dotted path) rather than at the first scheduled run
+    hub.section("health", HealthSettings)
+    hub.section("churn", ChurnSettings)
+    hub.section("dunning", DunningSettings)
     playbooks = playbooks_settings(hub)   # triggers and actions: errors with line and column
     summary = {"config": str(hub.settings.path), "valid": True,
                "connectors": {n: c.type for n, c in hub.settings.connectors.items()},
