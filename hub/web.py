@@ -91,6 +91,20 @@ def suppress(hub: Hub, email: str, reason: str, detail: str | None = None) -> No
                            .on_conflict_do_nothing(index_elements=["email"]))
 
 
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes: a huge upload is refused, never buffered."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(hub: Hub, processor: EventProcessor) -> Starlette:
     """Webhook signatures are checked by each connector (its `webhook_secret` setting)."""
     secrets = unsubscribe_secrets(hub)
@@ -100,9 +114,9 @@ def create_app(hub: Hub, processor: EventProcessor) -> Starlette:
         config = hub.settings.connectors.get(name)
         if config is None or config.type != "stripe":
             return JSONResponse({"error": f"no Stripe connector named {name!r}"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "payload too large"}, status_code=413)
+        body = await read_capped(request, MAX_BODY)
+        if body is None:
+            return JSONResponse({"error": f"payload too large (at most {MAX_BODY:,} bytes)"}, status_code=413)
         try:
             received = webhooks.receive(hub.engine, name, processor.connector(name), dict(request.headers), body)
         except AuthError as exc:

@@ -54,7 +54,7 @@ def verify(payload: bytes, header: str | None, secret: str, *, tolerance: int = 
     if tolerance and abs(current - timestamp) > tolerance:
         return False
     expected = compute(payload, secret, timestamp)
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+    return any(_same(expected, candidate) for candidate in candidates)
 
 
 def verify_event(headers: Mapping[str, str], body: bytes, secret: str, *,
@@ -73,7 +73,7 @@ def verify_event(headers: Mapping[str, str], body: bytes, secret: str, *,
         raise PermanentError("malformed Stripe-Signature header (expected t=<unix>,v1=<hex>)")
     expected = compute(body, secret, timestamp)
     # no short-circuit: every candidate is compared, each in constant time
-    if not [candidate for candidate in candidates if hmac.compare_digest(expected, candidate)]:
+    if not [candidate for candidate in candidates if _same(expected, candidate)]:
         raise AuthError("the Stripe-Signature does not match this endpoint's webhook_secret")
     current = time.time() if now is None else now
     if tolerance and abs(current - timestamp) > tolerance:
@@ -85,3 +85,9 @@ def verify_event(headers: Mapping[str, str], body: bytes, secret: str, *,
     if not isinstance(payload, dict) or not payload.get("id") or not payload.get("type"):
         raise PermanentError("the body is not a Stripe event (no id or type)")
     return WebhookEvent(str(payload["id"]), str(payload["type"]), payload)
+
+
+def _same(expected: str, candidate: str) -> bool:
+    """Constant-time comparison that also takes what an attacker sends (non-ASCII text included):
+    `hmac.compare_digest` refuses non-ASCII str, so both sides are compared as bytes."""
+    return hmac.compare_digest(expected.encode(), candidate.encode("utf-8", "surrogateescape"))

@@ -54,7 +54,9 @@ def verify_signature(header: str | None, body: bytes, secret: str, *, now: float
     if abs(now - timestamp) > tolerance:
         return False
     expected = signature(body, secret, timestamp).split("v1=", 1)[1]
-    return any(hmac.compare_digest(expected, v.strip()) for k, v in parts if k.strip() == "v1")
+    # bytes: compare_digest refuses non-ASCII str, and a forged header may carry any text
+    return any(hmac.compare_digest(expected.encode(), v.strip().encode("utf-8", "surrogateescape"))
+               for k, v in parts if k.strip() == "v1")
 
 
 class WebhookConfigError(ValueError):
