@@ -58,11 +58,12 @@ def test_persistent_faults_surface_as_transient_errors(served, profile: FaultPro
 
 
 @pytest.mark.parametrize("profile", [FaultProfile(truncate_rate=1.0), FaultProfile(non_json_rate=1.0)])
-def test_garbage_bodies_are_not_json(served, profile: FaultProfile) -> None:
+def test_garbage_bodies_are_retried_then_a_transient_error(served, profile: FaultProfile) -> None:
     server = served(profile)
-    response = client(server.url).request("GET", "/v1/items")
-    with pytest.raises(ValueError):
-        response.json()
+    with pytest.raises(TransientError, match="not JSON") as info:
+        client(server.url, attempts=3).request("GET", "/v1/items")
+    assert sum(server.faults.injected.values()) == 3      # every attempt got garbage: retried, not parsed
+    assert "Traceback" not in str(info.value)
 
 
 def test_same_seed_same_faults(served) -> None:
