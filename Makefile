@@ -21,6 +21,7 @@ test: install
 
 ## The main job on the embedded default (SQLite) in a fresh directory.
 demo: install
+	$(BIN)/python -m pip install --quiet -e examples/churnhub-usage
 	$(BIN)/churnhub demo --dir .demo
 
 ## Benchmarks (issue 12): prints a table and writes benchmarks/results.json; never part of `make test`.

@@ -86,7 +86,7 @@ def test_sandbox_prints_urls_and_a_config_that_validates(tmp_path):
                                          "--write", str(out), "--exit-after", "0"])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    assert set(printed["urls"]) | set(printed["missing"]) == {"crm", "support", "billing", "mail"}
+    assert set(printed["urls"]) | set(printed["missing"]) == {"crm", "support", "billing", "mail", "product"}
     assert all(url.startswith(("http://127.0.0.1:", "smtp://127.0.0.1:")) for url in printed["urls"].values())
     assert yaml.safe_load(out.read_text())["connectors"] == printed["config"]["connectors"]
     types = {name: t.settings for name, t in discover_plugins().registry.connector_types.items()}
@@ -101,3 +101,23 @@ def test_sandbox_prints_a_yaml_that_can_be_copied():
     config = yaml.safe_load(text)
     assert config["connectors"]["billing"]["type"] == "stripe"
     assert config["playbooks"]["variables"]["product"]["name"] == "Lumen Metrics"
+
+
+def test_demo_feeds_product_usage_when_a_usage_connector_is_installed(demo_run):
+    from hub.app import discover_plugins
+
+    if "usage" not in discover_plugins().registry.connector_types:
+        pytest.skip("the `usage` connector type is not installed (pip install -e examples/churnhub-usage)")
+    directory, _summary, _truth = demo_run
+    config = yaml.safe_load((directory / "churnhub.yaml").read_text())
+    assert config["connectors"]["product"]["type"] == "usage"
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{directory / 'churnhub.db'}")
+    with engine.connect() as connection:
+        usage = connection.execute(sa.text(
+            "select count(*) from source_records where connector = 'product' and kind = 'usage'")).scalar()
+        linked = connection.execute(sa.text(
+            "select count(*) from customer_links where connector = 'product' and kind = 'account'")).scalar()
+    assert usage > 0
+    assert linked == CUSTOMERS       # every product account resolved to its customer by domain

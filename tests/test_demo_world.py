@@ -211,3 +211,24 @@ def test_some_live_customers_are_heading_out_with_signs_showing(world):
     assert all(not c.churned for c in heading_out)
     assert sum(c.propensity for c in heading_out) / len(heading_out) > \
         sum(c.propensity for c in world.companies) / len(world)
+
+
+def test_usage_dataset_links_accounts_by_domain_and_follows_the_usage_series(world):
+    from hub.demo.activity import usage_series
+    from hub.demo.usage_data import USAGE_DAYS, usage_dataset
+
+    data = usage_dataset(world)
+    accounts = {account["id"]: account for account in data["accounts"]}
+    assert [account["domain"] for account in data["accounts"]] == [company.domain for company in world.companies]
+    assert [account["crm_id"] for account in data["accounts"]] == [company.sf_id for company in world.companies]
+    assert all(row["account_id"] in accounts for row in data["usage"])
+    days = {row["day"] for row in data["usage"]}
+    first = datetime.fromtimestamp((world.now // 86400 - USAGE_DAYS) * 86400, UTC).date().isoformat()
+    assert min(days) >= first
+    company = world.companies[0]
+    series = usage_series(world, company)
+    mine = [row for row in data["usage"] if row["account_id"] == data["accounts"][0]["id"]]
+    recent = series.days >= world.now // 86400 - USAGE_DAYS
+    assert [row["active_users"] for row in mine] == series.active_users[recent].tolist()
+    assert [row["logins"] for row in mine] == series.logins[recent].tolist()
+    json.dumps(data)      # a JSON-serialisable sandbox dataset

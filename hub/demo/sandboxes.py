@@ -7,7 +7,8 @@
 
 Each sandbox comes from its connector type's `start_sandbox` (found in the plugin registry, so the
 core never imports a connector), seeded with the world's dataset for that system. Connector names
-in the config: `crm`, `support`, `billing`, `mail`.
+in the config: `crm`, `support`, `billing`, `mail`, and `product` when a `usage` connector type
+(e.g. examples/churnhub-usage) is installed; without it `missing` says no product-usage source is.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hub.demo import vocabulary as V
 from hub.demo.activity import people
 from hub.demo.salesforce_data import CRM_FACTS, CRM_FIELDS, CUSTOM_FIELDS, salesforce_dataset
 from hub.demo.stripe_data import stripe_dataset
+from hub.demo.usage_data import usage_dataset
 from hub.demo.world import World
 from hub.demo.zendesk_data import NPS_FIELD, zendesk_dataset
 from hub.errors import ConfigError
@@ -31,7 +33,7 @@ from hub.plugins import Registry
 from hub.starter import STARTER_CONFIG
 
 # connector name -> connector type
-CONNECTORS = {"crm": "salesforce", "support": "zendesk", "billing": "stripe", "mail": "smtp"}
+CONNECTORS = {"crm": "salesforce", "support": "zendesk", "billing": "stripe", "mail": "smtp", "product": "usage"}
 VENDOR_PRODUCT = "Lumen Metrics"
 VENDOR_SENDER = f"Lumen Customer Success <success@{V.VENDOR_DOMAIN}>"
 BOUNCE_EVERY = 40                  # one company in 40 has a contact whose mailbox is gone
@@ -45,7 +47,8 @@ def bounced_addresses(world: World) -> list[str]:
 def datasets(world: World) -> dict[str, Callable[[], Any]]:
     """Per connector name, how to build its sandbox's dataset (lazily: one system at a time)."""
     return {"crm": lambda: salesforce_dataset(world), "support": lambda: zendesk_dataset(world),
-            "billing": lambda: stripe_dataset(world), "mail": lambda: {"reject_recipients": bounced_addresses(world)}}
+            "billing": lambda: stripe_dataset(world), "mail": lambda: {"reject_recipients": bounced_addresses(world)},
+            "product": lambda: usage_dataset(world)}
 
 
 def sandbox_options(world: World, name: str, mail_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -56,6 +59,8 @@ def sandbox_options(world: World, name: str, mail_dir: str | os.PathLike[str] | 
         return {"rate_limits": False}
     if name == "mail":
         return {"from_address": VENDOR_SENDER, **({"directory": mail_dir} if mail_dir is not None else {})}
+    if name == "product":
+        return {}
     return {"custom_fields": CUSTOM_FIELDS}
 
 
@@ -113,7 +118,8 @@ def start_sandboxes(world: World, registry: Registry, *,
         for name, build in datasets(world).items():
             kind = registry.connector_types.get(CONNECTORS[name])
             if kind is None or kind.start_sandbox is None:
-                running.missing[name] = f"no {CONNECTORS[name]} connector type with a sandbox is installed"
+                running.missing[name] = (f"no {CONNECTORS[name]} connector type with a sandbox is installed"
+                                         + (" (no product-usage source)" if name == "product" else ""))
                 continue
             try:
                 running.servers[name] = kind.start_sandbox(build(), **sandbox_options(world, name, mail_dir))

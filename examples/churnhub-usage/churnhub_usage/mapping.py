@@ -22,11 +22,13 @@ def parse_time(value: str | None) -> datetime | None:
 def map_account(account: dict[str, Any]) -> Record:
     """One account object as a canonical `account` record (a tombstone when deleted)."""
     domain = account.get("domain")
+    crm_id = account.get("crm_id")      # optional: the CRM account id, an explicit identity link
     return Record(
         kind=Kind.ACCOUNT,
         external_id=str(account["id"]),
         fields={"name": account.get("name") or "", "domains": [domain] if domain else [],
-                "plan": account.get("plan"), "created_at": account.get("created_at")},
+                "plan": account.get("plan"), "created_at": account.get("created_at"),
+                **({"links": {"salesforce_account_id": str(crm_id)}} if crm_id else {})},
         deleted=bool(account.get("deleted")),
         updated_at=parse_time(account.get("updated_at")),
     )

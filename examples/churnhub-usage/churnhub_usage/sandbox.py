@@ -18,7 +18,8 @@ Every request needs `Authorization: Bearer <api_token>` (401 otherwise). Errors 
 Dataset (a dict or a JSON file; None: `sandbox_world.demo_dataset()`):
 
     {"accounts": [{"id": "acct_1", "name": "Acme", "domain": "acme.example", "plan": "pro",
-                   "created_at": "2026-01-05T09:00:00Z", "deleted": false}],
+                   "created_at": "2026-01-05T09:00:00Z", "deleted": false,
+                   "crm_id": "001..."}],      # crm_id optional: the Salesforce account id (explicit link)
      "usage":    [{"account_id": "acct_1", "day": "2026-06-01", "active_users": 14, "logins": 31,
                    "feature_events": {"report_export": 4, "dashboard_share": 1}}]}
 """
