@@ -15,27 +15,13 @@ from connectors.salesforce.sandbox import SalesforceSandbox, start_sandbox
 from connectors.salesforce.sandbox_schema import make_id
 from connectors.salesforce.settings import SalesforceSettings
 from hub import Page, Record, RetryPolicy
+from hub.testing.faketime import FakeTime
 
 NOW = 1_717_200_000          # the fake clock's start: 2024-06-01T00:00:00Z
 HOUR, DAY = 3_600, 86_400
 
 
-class FakeClock:
-    """Unix time that only moves when told; `sleep` moves it (nothing waits for real)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = float(now)
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+FakeClock = FakeTime   # the shared fake clock of hub.testing: moves only when slept on or advanced
 
 
 @lru_cache(maxsize=1 << 16)
@@ -85,7 +71,7 @@ def small_org(stamp: float = NOW - DAY) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +108,7 @@ def sandbox_factory(clock: FakeClock, stop_later: Callable[[SalesforceSandbox], 
 @pytest.fixture(scope="module")
 def shared_sandbox() -> Iterator[SalesforceSandbox]:
     """One sandbox for a module's tests that only read it (starting a server costs a few 100 ms)."""
-    sandbox = start_sandbox(small_org(), clock=FakeClock())
+    sandbox = start_sandbox(small_org(), clock=FakeClock(NOW))
     yield sandbox
     sandbox.stop()
 

@@ -13,27 +13,13 @@ from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.sandbox import ZendeskSandbox, start_sandbox
 from connectors.zendesk.settings import ZendeskSettings
 from hub import Page, Record
+from hub.testing.faketime import FakeTime
 
 NOW = 1_700_000_000          # the fake clock's start (2023-11-14T22:13:20Z)
 DAY = 86_400
 
 
-class FakeClock:
-    """Unix time that only moves when told; `sleep` moves it (nothing waits for real)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = float(now)
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+FakeClock = FakeTime   # the shared fake clock of hub.testing: moves only when slept on or advanced
 
 
 def iso(ts: float) -> str:
@@ -106,7 +92,7 @@ def zd() -> SimpleNamespace:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture

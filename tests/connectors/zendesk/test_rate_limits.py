@@ -31,7 +31,7 @@ def test_client_spaces_export_requests_and_the_server_never_says_429(
     assert [status for _, _, status in sandbox.request_log] == [200] * 20
     # the first ten go at once, the next ten when the first leave the minute: never a 429
     assert clock.now - started >= 60
-    assert max(clock.slept) <= 60.0 + 1e-6
+    assert max(clock.sleeps) <= 60.0 + 1e-6
 
 
 def test_plan_limit_is_kept_too(sandboxes: Start, connect: Connect, zd: SimpleNamespace, clock: Any) -> None:
@@ -53,7 +53,7 @@ def test_server_429s_are_waited_out_with_retry_after(sandboxes: Start, connect: 
     assert sorted(int(r.external_id) for r in records) == list(range(1, 41))
     statuses = [status for _, _, status in sandbox.request_log]
     assert statuses.count(429) >= 1 and statuses.count(200) == 20
-    assert any(wait >= 10 for wait in clock.slept)  # Retry-After, not a short backoff
+    assert any(wait >= 10 for wait in clock.sleeps)  # Retry-After, not a short backoff
 
 
 def test_text_plain_429_with_retry_after_then_success() -> None:
