@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import email.utils
-import json
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 import httpx
 import tenacity
 
+from hub import jsontext
 from hub.errors import (
     AuthError,
     ConnectorError,
@@ -198,7 +198,7 @@ class _Retry(Exception):
 
 def _parse_json_once(response: httpx.Response, method: str, url: str) -> None:
     try:
-        parsed = json.loads(response.content)
+        parsed = jsontext.loads(response.content)
     except ValueError:
         kind = response.headers.get("content-type", "no content type")
         error = TransientError(f"{method} {httpx.URL(url).path}: the API answered {response.status_code} "

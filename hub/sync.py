@@ -1,8 +1,9 @@
 """Running inbound streams with checkpoints.
 
-Each page's records and the stream's new state are committed in one transaction, so a crash or
-Ctrl-C at any moment loses nothing and repeats nothing: the next run resumes after the last
-committed page. A stop request (SIGTERM) is honoured between pages. Connectors run concurrently,
+Pages are committed in batches of about a thousand records, each with the state of its last page in
+the same transaction, so a crash or Ctrl-C at any moment loses nothing and repeats nothing: the
+next run resumes after the last committed page. A stop request (SIGTERM) commits the pages read so
+far and stops before the next page. Connectors run concurrently,
 one thread each; the streams of one connector run one after another (they share its rate limit).
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +25,7 @@ from hub import store
 from hub.connector import Connector
 from hub.errors import ConnectorError, QuotaExhaustedError
 from hub.models import SyncRun, utcnow
+from hub.records import Page, Record
 
 runs = SyncRun.__table__
 log = logging.getLogger(__name__)
@@ -78,13 +82,74 @@ class StreamSelection:
         return [s for s in self.streams if s in connector.streams]
 
 
+COMMIT_RECORDS = 1000   # records per transaction: a commit costs milliseconds, a page holds ~100
+COMMIT_SECONDS = 2.0    # ...or this long after the first uncommitted page, so slow streams commit too
+
+
+@dataclass
+class Batch:
+    """Consecutive pages of one stream, committed in one transaction with the last page's state."""
+
+    seen: bool                           # part of a full read: its records count as seen by the run
+    started: float
+    records: list[Record] = field(default_factory=list)
+    state: Mapping[str, Any] | None = None
+    pages: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, page: Page) -> None:
+        self.records.extend(page.records)
+        self.state = page.state
+        self.pages += 1
+        self.notes.extend(page.notes)
+
+
+def commit_batches(pages: Iterable[Page], *, seen: bool, stop: threading.Event, records: int, seconds: float,
+                   clock: Callable[[], float] = time.monotonic) -> Iterator[Batch]:
+    """Group pages into commit batches of about `records` records (or `seconds` of reading).
+
+    Resuming stays exact because a batch is committed with the state of its last page. A batch
+    ends early when a stop is requested, and before a page that restarts the stream from scratch
+    (pages read before the restart must not count as seen by the full read). When reading fails,
+    the pages read before the failure are yielded first, then the error is raised: nothing read is lost.
+    Closing the batches closes `pages` (a connector's generator releases its connections).
+    """
+    batch: Batch | None = None
+    try:
+        for page in pages:
+            if page.full_refresh and not seen:
+                if batch is not None:
+                    yield batch
+                    batch = None
+                seen = True
+            if batch is None:
+                batch = Batch(seen=seen, started=clock())
+            batch.add(page)
+            if len(batch.records) >= records or clock() - batch.started >= seconds or stop.is_set():
+                yield batch
+                batch = None
+    except Exception:
+        if batch is not None:
+            yield batch
+        raise
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+    if batch is not None:
+        yield batch
+
+
 class SyncEngine:
     def __init__(self, engine: Engine, *, progress: SyncProgress | None = None,
                  stop: threading.Event | None = None,
                  on_finished: Callable[[SyncRunSummary], None] | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 lease_owner: str | None = None, lease_seconds: float = 300.0) -> None:
+                 lease_owner: str | None = None, lease_seconds: float = 300.0,
+                 commit_records: int = COMMIT_RECORDS, commit_seconds: float = COMMIT_SECONDS) -> None:
         self.engine = engine
+        self.commit_records = commit_records
+        self.commit_seconds = commit_seconds
         self.lease_owner = lease_owner     # set by workers sharing one PostgreSQL
         self.lease_seconds = lease_seconds
         self.progress = progress or NoProgress()
@@ -116,25 +181,26 @@ class SyncEngine:
         try:
             with self.engine.connect() as connection:
                 state = None if full else store.load_state(connection, name, stream)
-            for page in connector.read(stream, state):
-                if page.full_refresh and not reconciling:
-                    reconciling = True
-                summary.notes.extend(page.notes)
-                self._commit_page(summary, page.records, page.state, seen=reconciling,
-                                  requests=connector.request_count - requests_before)
-                self.progress.page(summary)
-                if self.stop.is_set():
-                    summary.status = "stopped"
-                    summary.notes.append("stopped on request after a committed page")
-                    break
-            else:
-                summary.status = "succeeded"
-                if reconciling:
-                    with self.engine.begin() as connection:
-                        vanished = store.mark_vanished(connection, name, kinds, summary.run_id, self.clock())
-                    summary.deleted += vanished
-                    if vanished:
-                        summary.notes.append(f"{vanished} record(s) vanished upstream and were marked deleted")
+            batches = commit_batches(connector.read(stream, state), seen=reconciling, stop=self.stop,
+                                     records=self.commit_records, seconds=self.commit_seconds)
+            with closing(batches):
+                for batch in batches:
+                    reconciling = reconciling or batch.seen
+                    summary.notes.extend(batch.notes)
+                    self._commit_batch(summary, batch, requests=connector.request_count - requests_before)
+                    self.progress.page(summary)
+                    if self.stop.is_set():
+                        summary.status = "stopped"
+                        summary.notes.append("stopped on request after a committed page")
+                        break
+                else:
+                    summary.status = "succeeded"
+            if summary.status == "succeeded" and reconciling:
+                with self.engine.begin() as connection:
+                    vanished = store.mark_vanished(connection, name, kinds, summary.run_id, self.clock())
+                summary.deleted += vanished
+                if vanished:
+                    summary.notes.append(f"{vanished} record(s) vanished upstream and were marked deleted")
         except store.LeaseLost as exc:
             summary.status = "stopped"
             summary.error = str(exc)
@@ -168,17 +234,16 @@ class SyncEngine:
             ).returning(runs.c.id)).scalar_one()
         return SyncRunSummary(name, stream, run_id, full, started_at=started)
 
-    def _commit_page(self, summary: SyncRunSummary, records: Sequence[Any], state: Mapping[str, Any] | None,
-                     *, seen: bool, requests: int) -> None:
+    def _commit_batch(self, summary: SyncRunSummary, batch: Batch, *, requests: int) -> None:
         now = self.clock()
         with self.engine.begin() as connection:
-            counts = store.write_records(connection, summary.connector, records, now=now,
-                                         seen_run_id=summary.run_id if seen else None)
+            counts = store.write_records(connection, summary.connector, batch.records, now=now,
+                                         seen_run_id=summary.run_id if batch.seen else None)
             if self.lease_owner:  # fencing: a worker that lost its lease commits nothing
                 store.renew_lease(connection, summary.connector, summary.stream, self.lease_owner,
                                   now=now, lease_seconds=self.lease_seconds)
-            store.save_state(connection, summary.connector, summary.stream, state, now)
-            summary.pages += 1
+            store.save_state(connection, summary.connector, summary.stream, batch.state, now)
+            summary.pages += batch.pages
             summary.inserted += counts.inserted
             summary.updated += counts.updated
             summary.deleted += counts.deleted

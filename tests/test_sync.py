@@ -11,12 +11,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 
 from hub import CheckResult, Connector, Page, Record, Stream
 from hub.models import SourceRecord, SyncRun, SyncState
-from hub.sync import NoProgress, StreamSelection, SyncEngine, SyncRunSummary
+from hub.sync import NoProgress, StreamSelection, SyncEngine, SyncRunSummary, commit_batches
 
 
 class ScriptedConnector(Connector):
@@ -118,20 +119,90 @@ def test_exception_between_pages_resumes_without_loss_or_duplicates(engine: Engi
     assert statuses == ["failed", "succeeded"]
 
 
-def test_stop_request_finishes_the_page_and_keeps_state(engine: Engine) -> None:
+def test_stop_request_commits_what_was_read_and_keeps_state(engine: Engine) -> None:
     connector = ScriptedConnector(page_size=2)
     for n in range(6):
         connector.put(f"a{n}")
     stop = threading.Event()
+    read = connector.read
 
-    class StopAfterFirstPage(NoProgress):
-        def page(self, summary: SyncRunSummary) -> None:
-            stop.set()  # as the SIGTERM handler does, while a page is being written
+    def stopped_during_first_page(stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        for page in read(stream, state):
+            stop.set()  # as the SIGTERM handler does, while the first page is on its way
+            yield page
 
-    [stopped] = SyncEngine(engine, stop=stop, progress=StopAfterFirstPage()).run(StreamSelection({"crm": connector}))
-    assert (stopped.status, stopped.pages, len(stored(engine))) == ("stopped", 1, 2)
+    connector.read = stopped_during_first_page  # type: ignore[method-assign]
+    [stopped] = SyncEngine(engine, stop=stop).run(StreamSelection({"crm": connector}))
+    assert (stopped.status, stopped.pages, len(stored(engine)), connector.requests) == ("stopped", 1, 2, 1)
+    connector.read = read  # type: ignore[method-assign]
     resumed = sync(engine, connector)
     assert resumed.inserted == 4 and len(stored(engine)) == 6
+
+
+class CountCommits(NoProgress):
+    def __init__(self) -> None:
+        self.commits: list[tuple[int, int]] = []
+
+    def page(self, summary: SyncRunSummary) -> None:
+        self.commits.append((summary.pages, summary.inserted))
+
+
+def test_pages_are_committed_in_batches_with_the_last_pages_state(engine: Engine) -> None:
+    connector = ScriptedConnector(page_size=2)
+    for n in range(9):
+        connector.put(f"a{n}")
+    progress = CountCommits()
+    [summary] = SyncEngine(engine, progress=progress, commit_records=4).run(StreamSelection({"crm": connector}))
+    assert progress.commits == [(2, 4), (4, 8), (5, 9)]
+    assert (summary.pages, summary.inserted) == (5, 9)
+    with engine.connect() as connection:
+        assert connection.execute(select(SyncState.state)).scalar_one() == {"version": 9}
+
+
+def page(n: int, *, full_refresh: bool = False) -> Page:
+    return Page([Record("account", f"a{n}", {})], {"after": n}, full_refresh=full_refresh)
+
+
+def test_a_read_error_yields_the_pages_read_before_it_then_raises() -> None:
+    def pages() -> Iterator[Page]:
+        yield page(1)
+        yield page(2)
+        raise RuntimeError("connection reset")
+
+    batches = commit_batches(pages(), seen=False, stop=threading.Event(), records=1000, seconds=60)
+    first = next(batches)
+    assert (first.pages, first.state) == (2, {"after": 2})
+    with pytest.raises(RuntimeError, match="connection reset"):
+        next(batches)
+
+
+def test_a_restart_from_scratch_starts_a_batch_that_counts_as_seen() -> None:
+    pages = [page(1), page(2), page(1, full_refresh=True), page(2)]
+    batches = list(commit_batches(iter(pages), seen=False, stop=threading.Event(), records=1000, seconds=60))
+    assert [(b.pages, b.seen) for b in batches] == [(2, False), (2, True)]
+
+
+def test_slow_streams_commit_after_the_time_limit() -> None:
+    ticks = iter(range(100))
+    batches = list(commit_batches(iter([page(n) for n in range(4)]), seen=False, stop=threading.Event(),
+                                  records=1000, seconds=2, clock=lambda: float(next(ticks))))
+    assert [b.pages for b in batches] == [2, 2]
+
+
+def test_closing_the_batches_closes_the_connectors_reader() -> None:
+    closed = []
+
+    def pages() -> Iterator[Page]:
+        try:
+            yield page(1)
+            yield page(2)
+        finally:
+            closed.append(True)
+
+    batches = commit_batches(pages(), seen=False, stop=threading.Event(), records=1, seconds=60)
+    next(batches)
+    batches.close()
+    assert closed == [True]
 
 
 def test_full_reconciliation_detects_vanished_records(engine: Engine) -> None:
