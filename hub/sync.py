@@ -125,7 +125,11 @@ def commit_batches(pages: Iterable[Page], *, seen: bool, stop: threading.Event, 
             if batch is None:
                 batch = Batch(seen=seen, started=clock())
             batch.add(page)
-            if len(batch.records) >= records or clock() - batch.started >= seconds or stop.is_set():
+            if stop.is_set():
+                yield batch
+                batch = None
+                return   # read nothing more
+            if len(batch.records) >= records or clock() - batch.started >= seconds:
                 yield batch
                 batch = None
     except Exception:
