@@ -146,12 +146,18 @@ def _same(value: Any) -> Any:
 
 
 def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, ids: list[str]) -> dict[str, str]:
+    if sql.placeholder == "%s":
+        # One array parameter, planned on every call: psycopg prepares a statement after a few
+        # runs, and a generic plan made while the table was still empty would keep scanning it.
+        cursor.execute("SELECT external_id, checksum FROM source_records WHERE connector = %s AND kind = %s "
+                       "AND external_id = ANY(%s)", (connector, kind, ids), prepare=False)
+        return dict(cursor.fetchall())
     stored: dict[str, str] = {}
     for start in range(0, len(ids), SELECT_CHUNK):
         chunk = ids[start:start + SELECT_CHUNK]
-        marks = ", ".join([sql.placeholder] * len(chunk))
-        cursor.execute(f"SELECT external_id, checksum FROM source_records WHERE connector = {sql.placeholder} "
-                       f"AND kind = {sql.placeholder} AND external_id IN ({marks})", (connector, kind, *chunk))
+        marks = ", ".join("?" * len(chunk))
+        cursor.execute(f"SELECT external_id, checksum FROM source_records WHERE connector = ? AND kind = ? "
+                       f"AND external_id IN ({marks})", (connector, kind, *chunk))
         stored.update(cursor.fetchall())
     return stored
 
