@@ -101,96 +101,122 @@ class _Sub:
 
 
 class _Context:
-    """Per-table precomputation shared by every customer's classification."""
+    """Per-table precomputation shared by every customer's classification.
+
+    The per-customer walk reads frame columns as Python lists (`column`): indexing a numpy array
+    one scalar at a time costs several times more, and only candidate customers are walked.
+    """
 
     def __init__(self, table: FactTable, rules: ChurnSettings, as_of: float) -> None:
         self.table, self.rules, self.as_of = table, rules, as_of
         self.end = subscription_end(table)
         self.counted = counted_subscriptions(table, rules.count_trials)
+        self._columns: dict[tuple[str, str], list[Any]] = {}
         self.history: dict[str, list[tuple[float, float, float, str]]] = {}
         changes = table.frame("mrr_change")
-        for sub_id, observed, mrr, quantity, plan in zip(changes["subscription_id"], changes["observed"],
-                                                         changes["mrr"], changes["quantity"], changes["plan"],
-                                                         strict=True):
-            if observed <= as_of:
-                self.history.setdefault(sub_id, []).append((float(observed), float(mrr), float(quantity), plan))
+        seen = np.nonzero(changes["observed"] <= as_of)[0]
+        for sub_id, observed, mrr, quantity, plan in zip(
+                changes["subscription_id"][seen].tolist(), changes["observed"][seen].tolist(),
+                changes["mrr"][seen].tolist(), changes["quantity"][seen].tolist(), changes["plan"][seen].tolist(),
+                strict=True):
+            self.history.setdefault(sub_id, []).append((observed, mrr, quantity, plan))
         for entries in self.history.values():
             entries.sort()
+        subs = table.frame("subscription")
+        self._sub_end = np.where(self.end <= as_of, self.end, np.inf).tolist()
+        self._sub_mrr = np.nan_to_num(subs["mrr"]).tolist()
+        self._sub_walked = (self.counted & (subs["start"] <= as_of)).tolist()
+        self._sub_columns: tuple[list[Any], ...] | None = None
+
+    def column(self, kind: str, name: str) -> list[Any]:
+        key = (kind, name)
+        values = self._columns.get(key)
+        if values is None:
+            values = self._columns[key] = self.table.frame(kind)[name].tolist()
+        return values
 
     def subscriptions(self, i: int) -> list[_Sub]:
-        subs = self.table.frame("subscription")
         rows = self.table.rows_of("subscription", i)
+        if self._sub_columns is None:   # fetched once: every walked customer needs them
+            self._sub_columns = tuple(self.column("subscription", name)
+                                      for name in ("id", "start", "status", "reason", "feedback", "currency"))
+        ids, starts, status, reason, feedback, currency = self._sub_columns
+        walked, ends, mrrs, history = self._sub_walked, self._sub_end, self._sub_mrr, self.history
         out = []
         for r in range(rows.start, rows.stop):
-            start = subs["start"][r]
-            if not self.counted[r] or not start <= self.as_of:
+            if not walked[r]:
                 continue
-            end = self.end[r]
-            sub_id = subs["id"][r]
-            out.append(_Sub(str(sub_id), float(start), float(end) if end <= self.as_of else np.inf, str(subs["status"][r]),
-                            str(subs["reason"][r]), str(subs["feedback"][r]), str(subs["currency"][r]),
-                            tuple(self.history.get(sub_id, ())), float(np.nan_to_num(subs["mrr"][r]))))
+            sub_id = ids[r]
+            out.append(_Sub(str(sub_id), starts[r], ends[r], str(status[r]), str(reason[r]),
+                            str(feedback[r]), str(currency[r]), tuple(history.get(sub_id, ())), mrrs[r]))
         return out
 
 
-def _latest_decline(table: FactTable, i: int, moment: float) -> str | None:
-    charges = table.frame("charge")
-    rows = table.rows_of("charge", i)
+def _latest_decline(ctx: _Context, i: int, moment: float) -> str | None:
+    rows = ctx.table.rows_of("charge", i)
+    if rows.start == rows.stop:
+        return None
+    created, status, codes = ctx.column("charge", "created"), ctx.column("charge", "status"), \
+        ctx.column("charge", "decline_code")
     best, code = -np.inf, None
     for r in range(rows.start, rows.stop):
-        created = charges["created"][r]
-        if charges["status"][r] == "failed" and moment - DECLINE_LOOKBACK <= created <= moment and created > best:
-            best, code = created, str(charges["decline_code"][r]) or None
+        if status[r] == "failed" and moment - DECLINE_LOOKBACK <= created[r] <= moment and created[r] > best:
+            best, code = created[r], str(codes[r]) or None
     return code
 
 
-def _failed_dunning(table: FactTable, i: int, moment: float, rules: ChurnSettings) -> tuple[bool, str | None]:
+def _failed_dunning(ctx: _Context, i: int, moment: float, rules: ChurnSettings) -> tuple[bool, str | None]:
     """Whether a dunning case had failed (or was still open) when the subscription ended."""
-    cases = table.frame("dunning")
-    rows = table.rows_of("dunning", i)
+    rows = ctx.table.rows_of("dunning", i)
+    if rows.start == rows.stop:   # most customers never had a dunning case
+        return False, None
+    opened_at, closed_at = ctx.column("dunning", "opened"), ctx.column("dunning", "closed")
+    statuses, codes = ctx.column("dunning", "status"), ctx.column("dunning", "decline_code")
     for r in range(rows.start, rows.stop):
-        opened, closed, status = cases["opened"][r], cases["closed"][r], cases["status"][r]
+        opened, closed, status = opened_at[r], closed_at[r], statuses[r]
         if not opened <= moment:
             continue
-        failed = status in rules.dunning_failed_statuses and abs(np.nan_to_num(closed, nan=moment) - moment) <= DUNNING_SLACK
-        still_open = np.isnan(closed) and status not in rules.dunning_recovered_statuses
-        if failed or still_open:
-            return True, str(cases["decline_code"][r]) or None
+        still_open = closed != closed   # NaN: not closed yet
+        failed = status in rules.dunning_failed_statuses and abs((moment if still_open else closed) - moment) <= DUNNING_SLACK
+        if failed or (still_open and status not in rules.dunning_recovered_statuses):
+            return True, str(codes[r]) or None
     return False, None
 
 
-def _subscription_dunning_failed(table: FactTable, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[bool, str | None]:
+def _subscription_dunning_failed(ctx: _Context, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[bool, str | None]:
     """Whether a dunning case on one of this subscription's invoices had failed (e.g. exhausted)."""
-    cases = table.frame("dunning")
-    rows = table.rows_of("dunning", i)
+    rows = ctx.table.rows_of("dunning", i)
+    if rows.start == rows.stop:
+        return False, None
+    sub_ids, statuses = ctx.column("dunning", "subscription_id"), ctx.column("dunning", "status")
+    opened, codes = ctx.column("dunning", "opened"), ctx.column("dunning", "decline_code")
     for r in range(rows.start, rows.stop):
-        if (cases["subscription_id"][r] == sub.id and cases["status"][r] in rules.dunning_failed_statuses
-                and cases["opened"][r] <= sub.end):
-            return True, str(cases["decline_code"][r]) or None
+        if sub_ids[r] == sub.id and statuses[r] in rules.dunning_failed_statuses and opened[r] <= sub.end:
+            return True, str(codes[r]) or None
     return False, None
 
 
-def _classify_ending(table: FactTable, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[str, str, dict[str, Any]]:
+def _classify_ending(ctx: _Context, i: int, sub: _Sub, rules: ChurnSettings) -> tuple[str, str, dict[str, Any]]:
     evidence: dict[str, Any] = {"subscription": sub.id, "status": sub.status}
     if sub.reason:
         evidence["cancellation_reason"] = sub.reason
     if sub.feedback:
         evidence["feedback"] = sub.feedback
-    dunning_failed, dunning_code = _failed_dunning(table, i, sub.end, rules)
+    dunning_failed, dunning_code = _failed_dunning(ctx, i, sub.end, rules)
     # the hub's own final dunning action (cancel_at_period_end) makes Stripe record
     # `cancellation_requested`: the unpaid invoice, not the customer, ended this subscription
-    ended_by_dunning, case_code = _subscription_dunning_failed(table, i, sub, rules)
+    ended_by_dunning, case_code = _subscription_dunning_failed(ctx, i, sub, rules)
     payment = (ended_by_dunning or sub.reason in rules.involuntary_reasons or sub.status in rules.involuntary_statuses
                or (not sub.reason and dunning_failed))
     if payment and (ended_by_dunning or sub.reason not in rules.voluntary_reasons):
         dunning_failed = dunning_failed or ended_by_dunning
-        code = (case_code if ended_by_dunning else None) or _latest_decline(table, i, sub.end) or dunning_code
+        code = (case_code if ended_by_dunning else None) or _latest_decline(ctx, i, sub.end) or dunning_code
         if code:
             evidence["decline_code"] = code
         if dunning_failed:
             evidence["dunning"] = "failed"
         return "involuntary", code or sub.reason or sub.status, evidence
-    stage = str(table.columns["lifecycle_stage"][i]).lower()
+    stage = str(ctx.table.columns["lifecycle_stage"][i]).lower()
     if sub.reason in rules.voluntary_reasons or stage in rules.crm_churned_stages or sub.feedback:
         if stage in rules.crm_churned_stages:
             evidence["crm_stage"] = stage
@@ -236,7 +262,7 @@ def customer_events(ctx: _Context, i: int) -> tuple[list[ChurnEvent], str | None
             continue
         live.discard(sub.id)
         replacements = [s for s in subs if s is not sub and abs(s.start - moment) <= SWITCH_WINDOW]
-        kind, reason, evidence = _classify_ending(table, i, sub, rules)
+        kind, reason, evidence = _classify_ending(ctx, i, sub, rules)
         lost = int(sub.mrr_before(moment))
         if live or replacements:
             if replacements:
@@ -300,23 +326,28 @@ def _mrr_increases(table: FactTable, as_of: float) -> np.ndarray:
 
 
 def _adoption_moments(table: FactTable, as_of: float, usage_window: float) -> np.ndarray:
-    """Per customer, the newest usage day that set a new peak of active users (adoption)."""
+    """Per customer, the newest usage day that set a new peak of active users (adoption).
+
+    That is the first day the customer's all-time peak was reached, unless it was their very
+    first day (nothing was exceeded): found with segment reductions, no per-row loop.
+    """
     usage = table.frame("usage")
     out = np.full(table.n, np.nan)
     rows = np.nonzero((usage["day"] <= as_of) & ~np.isnan(usage["active_users"]))[0]
     if not len(rows):
         return out
-    ordered = rows[np.lexsort((usage["day"][rows], usage.customer[rows]))]
-    customers, users, days = usage.customer[ordered], usage["active_users"][ordered], usage["day"][ordered]
-    previous_peak = np.full(len(ordered), np.inf)
-    peak, owner = -np.inf, -1
-    for k, (c, u) in enumerate(zip(customers.tolist(), users.tolist(), strict=True)):
-        if c != owner:
-            peak, owner = -np.inf, c
-        previous_peak[k] = peak
-        peak = max(peak, u)
-    new_peak = (users > previous_peak) & np.isfinite(previous_peak)
-    np.fmax.at(out, customers[new_peak], days[new_peak])
+    customers, days = usage.customer[rows], usage["day"][rows]
+    in_order = (customers[1:] > customers[:-1]) | ((customers[1:] == customers[:-1]) & (days[1:] >= days[:-1]))
+    if not in_order.all():   # frames come sorted by customer, and usually by day within one
+        rows = rows[np.lexsort((days, customers))]
+        customers, days = usage.customer[rows], usage["day"][rows]
+    users = usage["active_users"][rows]
+    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]])
+    segment = np.cumsum(np.r_[True, customers[1:] != customers[:-1]]) - 1
+    at_peak = np.flatnonzero(users == np.maximum.reduceat(users, starts)[segment])
+    first_at_peak = at_peak[np.r_[True, segment[at_peak][1:] != segment[at_peak][:-1]]]
+    adopted = first_at_peak[first_at_peak != starts[segment[first_at_peak]]]
+    out[customers[adopted]] = days[adopted]
     return out
 
 

@@ -163,7 +163,7 @@ class FactTable:
     columns: dict[str, np.ndarray]
     frames: dict[str, Frame]
     observed_at: float                       # when the facts were read
-    _offsets: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _offsets: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _index: dict[str, int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -189,9 +189,9 @@ class FactTable:
         """The rows of customer `i` in frame `kind` (frames are sorted by customer)."""
         offsets = self._offsets.get(kind)
         if offsets is None:
-            offsets = np.searchsorted(self.frames[kind].customer, np.arange(self.n + 1))
+            offsets = np.searchsorted(self.frames[kind].customer, np.arange(self.n + 1)).tolist()
             self._offsets[kind] = offsets
-        return slice(int(offsets[i]), int(offsets[i + 1]))
+        return slice(offsets[i], offsets[i + 1])
 
     def subset(self, i: int) -> FactTable:
         """A one-customer table (customer index 0)."""

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
-from hub.churn import ChurnEvent, classify, classify_table
+from hub.churn import ChurnEvent, _adoption_moments, classify, classify_table
 from hub.churnrun import list_events, run_churn
-from hub.facts import FactTable
+from hub.facts import DAY, FactTable, Frame
 from hub.models import ChurnEvent as ChurnEventRow
 from hub.models import Customer, CustomerLink, MrrSnapshot
 from hub.records import Record
@@ -309,3 +310,31 @@ def test_churn_command_lists_events_as_json(hub_cli, engine: Engine, database_ur
     assert "Globex" in table.output and "stolen_card" in table.output
     bad = CliRunner().invoke(app, [*args, "churn", "--type", "sad"])
     assert bad.exit_code != 0 and "unknown churn type" in str(bad.exception)
+
+
+def reference_adoption_moments(customers: np.ndarray, days: np.ndarray, users: np.ndarray, n: int,
+                               as_of: float) -> np.ndarray:
+    """The definition, one usage row at a time: the newest day whose active users beat every earlier day's."""
+    out = np.full(n, np.nan)
+    rows = sorted((c, d, k) for k, (c, d, u) in enumerate(zip(customers, days, users, strict=True))
+                  if d <= as_of and not np.isnan(u))
+    peak: dict[int, float] = {}
+    for c, d, k in rows:
+        if c in peak and users[k] > peak[c]:
+            out[c] = d if np.isnan(out[c]) else max(out[c], d)
+        peak[c] = max(peak.get(c, -np.inf), users[k])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_adoption_moments_match_their_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 25)), int(rng.integers(1, 150))
+    customers = np.sort(rng.integers(0, n, m))
+    order = rng.permutation(m) if seed % 2 else np.arange(m)   # days shuffled within customers, or not
+    days = rng.integers(0, 10, m).astype(float)[order] * DAY
+    users = rng.choice([0.0, 0.5, 1.0, 2.0, 3.0, np.nan], m)    # ties, fractions and gaps
+    table = FactTable(np.array([f"c{i}" for i in range(n)], dtype=object), {},
+                      {"usage": Frame("usage", customers, {"day": days, "active_users": users, "logins": users})}, 0.0)
+    expected = reference_adoption_moments(customers, days, users, n, 8 * DAY)
+    assert np.array_equal(_adoption_moments(table, 8 * DAY, DAY), expected, equal_nan=True)
