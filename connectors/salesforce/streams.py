@@ -20,9 +20,12 @@ State after each page (JSON):
 - Lookback: a record's SystemModstamp is set when its transaction starts, but it becomes visible
   when it commits, so a record can appear *behind* a position already passed. A transaction lasts
   less than `lookback_seconds`, so a scan whose query ran at time R saw every record stamped before
-  R - lookback. Each new run therefore re-reads from min(position, R - lookback): the last
-  `lookback_seconds` while the org is busy, only the position's own second once it is quiet
-  (R is the connector's clock, so a clock far ahead of Salesforce's narrows the window).
+  R - lookback. Each new run therefore re-reads from min(position, R - lookback) while the org is
+  busy (the last `lookback_seconds`). Once it is quiet — R - lookback (and `SETTLE_SECONDS`)
+  past the position — nothing at or before the position can still appear or change, and the run
+  starts strictly after the position with the keyset condition, so a quiet org costs one empty
+  query however many records share the position's second (a bulk load stamps thousands alike).
+  R is the connector's clock, so a clock far ahead of Salesforce's narrows the window.
 - Re-reads: `recent` remembers which records of that window were already handled with that
   exact SystemModstamp; they are skipped, so a run with no upstream change costs one request and
   yields nothing. Only *settled* records are remembered: one changed within `SETTLE_SECONDS` of
@@ -108,6 +111,13 @@ class ScanCursor:
         started = datetime.fromtimestamp(int(self.scan_started), UTC)   # whole seconds, like SystemModstamp
         return min(self.position_time, started - back)
 
+    def quiet_after_position(self, lookback: float) -> bool:
+        """Whether the last scan's query ran so long after the position that nothing stamped at or
+        before it can still appear or change within its second: the next run starts strictly after it."""
+        if self.scan_started is None or self.modstamp is None:
+            return False
+        return int(self.scan_started) - max(lookback, SETTLE_SECONDS) > self.position_time.timestamp()
+
     def already_handled(self, key: str, record_id: str) -> bool:
         return record_id in self.recent.get(key, ())
 
@@ -134,7 +144,7 @@ class StreamReader:
     lookback: float
 
     def query_for(self, spec: StreamSpec, extra: Sequence[str], cursor: ScanCursor) -> str:
-        if cursor.scan_open:
+        if cursor.scan_open or cursor.quiet_after_position(self.lookback):
             where: str | None = after_position(cursor.position_time, str(cursor.record_id))
         elif cursor.modstamp is None:
             where = None
