@@ -122,6 +122,15 @@ def load_dataset(dataset: Mapping[str, Any] | str | Path | None) -> Mapping[str,
     return dataset
 
 
+def _account_opened(world: ZendeskWorld) -> str | None:
+    """When the seeded account began: its staff existed before any seeded object, as in a real
+    account, not since the sandbox started (else every first export would miss them, and the next
+    run would find them "new")."""
+    stamps = [obj["created_at"] for collection in (world.organizations, world.users, world.tickets)
+              for obj in collection.objects.values() if obj.get("created_at")]
+    return min(stamps) if stamps else None
+
+
 def start_sandbox(dataset: Mapping[str, Any] | str | Path | None = None, *, clock: Callable[[], float] | None = None,
                   rate_limits: bool = True, plan_per_minute: int = 200, export_per_minute: int = 10,
                   export_page_size: int = 1000, faults: FaultProfile | None = None) -> ZendeskSandbox:
@@ -129,7 +138,8 @@ def start_sandbox(dataset: Mapping[str, Any] | str | Path | None = None, *, cloc
     `faults` injects the failures of `hub.FaultProfile` in front of the API."""
     world = ZendeskWorld(clock or AdjustableClock())
     world.seed(load_dataset(dataset))
-    credentials = [replace(c, user_id=world.ensure_user(c.email, f"Sandbox {c.role}", c.role)["id"])
+    opened = _account_opened(world)
+    credentials = [replace(c, user_id=world.ensure_user(c.email, f"Sandbox {c.role}", c.role, at=opened)["id"])
                    for c in (ADMIN, AGENT)]
     api = ZendeskApi(world, credentials, Limits(rate_limits, plan_per_minute, export_per_minute, export_page_size))
     server = serve_in_thread(build_app(api), name="zendesk", faults=faults)

@@ -224,13 +224,14 @@ class ZendeskWorld(TicketDesk):
             self.users.unlist(user_id)
             self._touch(self.users, user)
 
-    def ensure_user(self, email: str, name: str, role: str) -> dict[str, Any]:
-        """The user with this email, created with `role` if there is none (the sandbox's staff)."""
+    def ensure_user(self, email: str, name: str, role: str, *, at: str | None = None) -> dict[str, Any]:
+        """The user with this email, created with `role` if there is none (the sandbox's staff),
+        stamped `at` (default: now)."""
         with self.lock:
             existing = self.user_by_email.get(email.lower())
             if existing is not None:
                 return self.users.objects[existing]
-            now = self.now_iso()
+            now = at or self.now_iso()
             user = self._user_defaults({"id": self.users.allocate_id(), "name": name, "email": email, "role": role,
                                         "created_at": now}, now)
             self.users.add(user)

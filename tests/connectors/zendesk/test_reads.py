@@ -45,6 +45,17 @@ def test_full_read_maps_every_visible_object(sandboxes: Start, connect: Connect,
     assert ids(ratings) == [("satisfaction", "501")]  # 502 is only offered
 
 
+def test_the_sandbox_staff_exist_since_the_account_began_not_since_it_started(
+        sandboxes: Start, connect: Connect, zd: SimpleNamespace, clock: Any) -> None:
+    sandbox = sandboxes(zd.small_world())
+    connector = connect(sandbox)
+    users, pages = zd.read_all(connector, "users")          # right away: no hidden minute to wait out
+    staff = {str(u["id"]) for u in sandbox.world.users.objects.values() if u["role"] in ("agent", "admin")}
+    assert len(staff) == 3 and staff <= {r.external_id for r in users}   # the seeded agent and the two of the sandbox
+    clock.advance(120)
+    assert zd.read_all(connector, "users", pages[-1].state)[0] == []   # and they are not "new" next time
+
+
 def _last_states(connector: ZendeskConnector, zd: SimpleNamespace) -> dict[str, Any]:
     return {stream: zd.read_all(connector, stream)[1][-1].state for stream in STREAMS}
 
