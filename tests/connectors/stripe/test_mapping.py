@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.stripe.mapping import (
+    dig,
+    iso,
     map_charge,
     map_customer,
     map_default_payment_method,
@@ -14,6 +16,7 @@ from connectors.stripe.mapping import (
     map_invoice,
     map_payment_method,
     map_subscription,
+    ref,
 )
 from connectors.stripe.mrr import monthly_recurring_revenue
 from hub import Kind
@@ -236,3 +239,34 @@ def test_events_about_other_things_map_to_nothing(stripe_example):
     assert map_event_object(event("charge.dispute.created", {"id": "dp_1", "object": "dispute"})) is None
     updated = map_event_object(event("invoice.payment_failed", stripe_example("invoice")))
     assert updated.kind == Kind.INVOICE and updated.fields["status"] == "draft"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1714564800, "2024-05-01T12:00:00Z"), (0, "1970-01-01T00:00:00Z"), (1714564800.9, "2024-05-01T12:00:00Z"),
+    ("1714564800", "2024-05-01T12:00:00Z"), (None, None), (True, None), (False, None),
+])
+def test_iso_formats_unix_seconds_in_utc(value: object, expected: str | None) -> None:
+    assert iso(value) == expected
+
+
+def test_iso_agrees_with_datetime_formatting() -> None:
+    for timestamp in range(951_782_400, 1_900_000_000, 86_399 * 7):   # from 2000-02-29, odd times of day
+        assert iso(timestamp) == datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Expanded(dict):   # a Mapping that is not exactly a dict, as a StripeObject is
+    pass
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("cus_1", "cus_1"), ("", None), (None, None), (42, None), ({"id": "cus_2", "object": "customer"}, "cus_2"),
+    (Expanded(id="cus_3"), "cus_3"), ({"object": "customer"}, None),
+])
+def test_ref_reads_ids_and_expanded_objects(value: object, expected: str | None) -> None:
+    assert ref(value) == expected
+
+
+def test_dig_follows_mappings_and_stops_at_anything_else() -> None:
+    obj = {"a": Expanded(b={"c": 1}), "s": "text"}
+    assert dig(obj, "a", "b", "c") == 1
+    assert dig(obj, "s", "x") is None and dig(obj, "missing", "x") is None and dig(None, "a") is None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from connectors.zendesk.client import error_message
 from connectors.zendesk.mapping import (
+    iso,
     map_organization,
     map_satisfaction_rating,
     map_ticket,
@@ -168,3 +169,34 @@ def test_error_messages_from_both_shapes_and_text() -> None:
     nested = _response(403, json={"error": {"title": "Forbidden", "message": "You do not have access"}})
     assert error_message(nested) == ("You do not have access", "Forbidden")
     assert error_message(_response(429, text="Too Many Requests")) == ("Too Many Requests", None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z"),
+    ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"),          # a day above 28: the parsing path
+    ("2024-05-01T12:00:00.987Z", "2024-05-01T12:00:00Z"),      # fractions are dropped, not rounded
+    ("2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00Z"),
+    ("2024-05-01T01:30:00.5-05:30", "2024-05-01T07:00:00Z"),
+    ("2024-12-31T23:30:00-01:00", "2025-01-01T00:30:00Z"),      # an offset that crosses the year
+    ("2024-05-01T12:00:00+00:00", "2024-05-01T12:00:00Z"),
+    ("0999-01-01T00:00:00Z", "999-01-01T00:00:00Z"),            # what strftime writes for year 999
+    (None, None), ("", None), (0, None),
+])
+def test_iso_turns_any_zendesk_timestamp_into_the_canonical_form(value: object, expected: str | None) -> None:
+    assert iso(value) == expected
+
+
+@pytest.mark.parametrize("value", ["2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2024-13-01T00:00:00Z",
+                                   "2024-05-01T24:00:00Z", "2024-05-01T12:00:60Z", "not a time"])
+def test_iso_rejects_impossible_timestamps(value: str) -> None:
+    with pytest.raises(ValueError):
+        iso(value)
+
+
+def test_iso_of_canonical_text_is_what_parsing_and_formatting_give_for_every_day() -> None:
+    # the fast path returns the text itself; it must agree with the parse-and-format path everywhere
+    moment = datetime(2023, 1, 1, 23, 59, 58, tzinfo=UTC)
+    while moment.year < 2025:   # a common year and a leap year
+        text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert iso(text) == text == iso(text.replace("Z", ".000+00:00"))
+        moment += timedelta(days=1, seconds=1)
