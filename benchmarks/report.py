@@ -59,6 +59,12 @@ def _sync_rows(sync: dict[str, Any]) -> list[dict[str, Any]]:
                          f"{floor['requests']:,} requests, peak RSS {floor['peak_rss_mb']:.0f} MB"))
         rows.append(_row("1 sync", "churnhub SQLite / floor", f"{ratio:.2f}x", f"<= {FLOOR_FACTOR}x", ratio,
                          ratio <= FLOOR_FACTOR))
+        if ours.get("cpu_seconds") and floor.get("cpu_seconds"):   # why the ratio is what it is
+            per_record = 1e6 * ours["cpu_seconds"] / ours["records"]
+            per_object = 1e6 * floor["cpu_seconds"] / floor["records"]
+            rows.append(_row("1 sync", "CPU per record: churnhub / floor",
+                             f"{per_record:.0f} / {per_object:.0f} us ({ours['cpu_seconds']:.1f} / "
+                             f"{floor['cpu_seconds']:.1f} s CPU)"))
         busiest = max(floor.get("sandbox_busiest_share") or 0, ours.get("sandbox_busiest_share") or 0)
         rows.append(_row("1 sync", "sandbox CPU / wall (busiest sandbox, floor or sync)", f"{busiest:.0%}",
                          "< 90% (else sandbox-bound)", busiest, busiest < 0.9))
