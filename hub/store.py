@@ -110,7 +110,7 @@ class _Statements:
     each record's JSON text is already made for its checksum, so it is stored as is.
     """
 
-    placeholder: str
+    dialect: str
     upsert: str
     stamp: Any      # datetime -> what the driver stores (SQLite: SQLAlchemy's text form)
     flag: Any       # bool -> what the driver stores
@@ -133,7 +133,7 @@ class _Statements:
                   f"ON CONFLICT (connector, kind, external_id) DO UPDATE SET {updates}")
         stamp = source.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect) or _same
         flag = source.c.deleted.type.dialect_impl(dialect).bind_processor(dialect) or _same
-        statements = _Statements(mark, upsert, stamp, flag)
+        statements = _Statements(dialect.name, upsert, stamp, flag)
         _STATEMENTS[dialect.name] = statements
         return statements
 
@@ -146,7 +146,7 @@ def _same(value: Any) -> Any:
 
 
 def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, ids: list[str]) -> dict[str, str]:
-    if sql.placeholder == "%s":
+    if sql.dialect == "postgresql":
         # One array parameter, planned on every call: psycopg prepares a statement after a few
         # runs, and a generic plan made while the table was still empty would keep scanning it.
         cursor.execute("SELECT external_id, checksum FROM source_records WHERE connector = %s AND kind = %s "
