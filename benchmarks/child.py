@@ -35,7 +35,10 @@ def run_sync(config: str, *, profile: str | None = None) -> dict[str, Any]:
         profiler = _profiler()
         profiler.start()
     started = time.perf_counter()
-    engine = SyncEngine(hub.engine)
+    from hub.config import Environment
+
+    # as `churnhub sync` runs it: connectors read in processes of their own (threads when profiled)
+    engine = SyncEngine(hub.engine, reader_processes=Environment().reader_processes and not profile)
     try:
         if profiler is None:
             runs = engine.run(StreamSelection(connectors))
@@ -59,6 +62,7 @@ def run_sync(config: str, *, profile: str | None = None) -> dict[str, Any]:
                                                    if r.finished_at else None}
                     for r in runs},
         "ok": all(r.status == "succeeded" for r in runs),
+        "reader_peak_rss_mb": engine.reader_peaks_mb,
     }
     hub.close()
     return result

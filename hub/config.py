@@ -42,6 +42,9 @@ class Environment(BaseSettings):
     config: str | None = None      # CHURNHUB_CONFIG: path of churnhub.yaml
     plugins: str | None = None     # CHURNHUB_PLUGINS: comma-separated allow-list of plugin names
     debug: bool = False
+    # CHURNHUB_READER_PROCESSES=0: `churnhub sync` reads its connectors in threads instead of
+    # forked reader processes (hub.readers)
+    reader_processes: bool = True
 
 
 class HubFile(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.app import Hub
 from hub.churnrun import run_churn
+from hub.config import Environment
 from hub.connector import Connector
 from hub.dunning import run_dunning
 from hub.errors import ConfigError
@@ -62,7 +63,8 @@ def sync(hub: Hub, names: Sequence[str] | None = None, *, streams: Sequence[str]
         if missing:
             raise ConfigError(f"no selected connector has stream(s) {', '.join(missing)}")
     engine = SyncEngine(hub.engine, progress=progress, stop=stop,
-                        on_finished=lambda run: hub.hook.sync_finished(run=run))
+                        on_finished=lambda run: hub.hook.sync_finished(run=run),
+                        reader_processes=Environment().reader_processes)
     try:
         runs = engine.run(StreamSelection(connectors, streams), full=full)
     finally:

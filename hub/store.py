@@ -8,8 +8,7 @@ sync with no upstream change writes nothing. Deleted records are marked deleted,
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.jsontext import canonical
 from hub.models import SourceRecord, SyncState
+from hub.prepared import PreparedRecord, checksum, prepare
 from hub.records import Record
 
 source = SourceRecord.__table__
@@ -44,19 +43,6 @@ class WriteCounts:
         self.unchanged += other.unchanged
 
 
-def dumps(value: Any) -> str:
-    return canonical(value)
-
-
-def checksum(fields: Mapping[str, Any], deleted: bool) -> str:
-    return _digest(dumps(fields), deleted)
-
-
-def _digest(text: str, deleted: bool) -> str:
-    """The checksum of a record whose canonical JSON is `text`: what is stored is what is hashed."""
-    return hashlib.blake2b(text.encode() + (b"\x00D" if deleted else b""), digest_size=16).hexdigest()
-
-
 TOMBSTONE = checksum({}, True)
 
 
@@ -69,26 +55,21 @@ def _insert(connection: Connection) -> Any:
     raise NotImplementedError(f"churnhub supports SQLite and PostgreSQL, not {dialect}")
 
 
-def _account_ref(record: Record) -> str | None:
-    value = record.fields.get("account_id")
-    return str(value) if value is not None else None
-
-
-def _latest_per_id(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
-    """The last record for each (kind, id) in page order: a page may repeat an object."""
-    latest: dict[tuple[str, str], Record] = {}
-    for record in records:
-        latest[(record.kind, record.external_id)] = record
-    return latest
-
-
-def write_records(connection: Connection, connector: str, records: Sequence[Record], *,
+def write_records(connection: Connection, connector: str, records: Sequence[Record | PreparedRecord], *,
                   now: datetime, seen_run_id: int | None = None) -> WriteCounts:
-    """Upsert `records` of one connector; returns what changed. `seen_run_id` marks them seen by a full run."""
+    """Upsert `records` of one connector; returns what changed. `seen_run_id` marks them seen by a full run.
+
+    Records may come prepared (`hub.prepared`, done by a reader process) or as they were read.
+    """
+    # The last record for each (kind, id) in page order: a page may repeat an object.
+    latest: dict[tuple[str, str], PreparedRecord] = {}
+    for record in records:
+        row = prepare(record) if isinstance(record, Record) else record
+        latest[(row[0], row[1])] = row
+    by_kind: dict[str, list[PreparedRecord]] = {}
+    for (kind, _), row in latest.items():
+        by_kind.setdefault(kind, []).append(row)
     counts = WriteCounts()
-    by_kind: dict[str, list[Record]] = {}
-    for (kind, _), record in _latest_per_id(records).items():
-        by_kind.setdefault(kind, []).append(record)
     sql = _Statements.of(connection)
     for kind, batch in by_kind.items():
         counts.add(_write_kind(connection, sql, connector, kind, batch, now, seen_run_id))
@@ -162,37 +143,33 @@ def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, 
     return stored
 
 
-def _write_kind(connection: Connection, sql: _Statements, connector: str, kind: str, batch: list[Record],
-                now: datetime, seen_run_id: int | None) -> WriteCounts:
+def _write_kind(connection: Connection, sql: _Statements, connector: str, kind: str,
+                batch: list[PreparedRecord], now: datetime, seen_run_id: int | None) -> WriteCounts:
     counts = WriteCounts()
     raw = connection.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
     try:
-        stored = _stored_checksums(cursor, sql, connector, kind, [r.external_id for r in batch])
+        stored = _stored_checksums(cursor, sql, connector, kind, [row[1] for row in batch])
         moment = sql.stamp(now)
         rows, tombstones, unchanged_ids = [], [], []
-        for record in batch:
-            text = dumps(record.fields)
-            digest = _digest(text, record.deleted)
-            previous = stored.get(record.external_id)
+        for _, external_id, account_ref, text, digest, deleted, bare, updated_at in batch:
+            previous = stored.get(external_id)
             if previous == digest:
                 counts.unchanged += 1
-                unchanged_ids.append(record.external_id)
+                unchanged_ids.append(external_id)
                 continue
-            if record.deleted:
+            if deleted:
                 counts.deleted += 1
             elif previous is None:
                 counts.inserted += 1
             else:
                 counts.updated += 1
-            if record.deleted and not record.fields and previous is not None:
-                tombstones.append(record.external_id)  # keep what we knew; only flag it deleted
+            if deleted and bare and previous is not None:
+                tombstones.append(external_id)  # keep what we knew; only flag it deleted
                 continue
-            updated_at = record.updated_at
-            rows.append((connector, kind, record.external_id, _account_ref(record), text, digest,
-                         sql.flag(record.deleted), sql.stamp(updated_at) if updated_at is not None else None,
-                         moment, moment, seen_run_id))
+            rows.append((connector, kind, external_id, account_ref, text, digest, sql.flag(deleted),
+                         sql.stamp(updated_at) if updated_at is not None else None, moment, moment, seen_run_id))
         if rows:
             cursor.executemany(sql.upsert, rows)
     finally:

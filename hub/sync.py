@@ -5,6 +5,8 @@ the same transaction, so a crash or Ctrl-C at any moment loses nothing and repea
 next run resumes after the last committed page. A stop request (SIGTERM) commits the pages read so
 far and stops before the next page. Connectors run concurrently,
 one thread each; the streams of one connector run one after another (they share its rate limit).
+With `reader_processes`, each connector is read in a forked process of its own (`hub.readers`)
+that maps and prepares the records, and this process only writes them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert, update
 
-from hub import store
+from hub import readers, store
 from hub.connector import Connector
 from hub.errors import ConnectorError, QuotaExhaustedError
 from hub.models import SyncRun, utcnow
+from hub.prepared import PreparedRecord
+from hub.readers import PreparedPage, ReaderProcess
 from hub.records import Page, Record
 
 runs = SyncRun.__table__
@@ -92,19 +96,28 @@ class Batch:
 
     seen: bool                           # part of a full read: its records count as seen by the run
     started: float
-    records: list[Record] = field(default_factory=list)
+    records: list[Record | PreparedRecord] = field(default_factory=list)
     state: Mapping[str, Any] | None = None
     pages: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def add(self, page: Page) -> None:
+    def add(self, page: Page | PreparedPage) -> None:
         self.records.extend(page.records)
         self.state = page.state
         self.pages += 1
         self.notes.extend(page.notes)
 
 
-def commit_batches(pages: Iterable[Page], *, seen: bool, stop: threading.Event, records: int, seconds: float,
+class PageSource(Protocol):
+    """What a stream is read from: a connector itself, or its `ReaderProcess`."""
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page] | Iterator[PreparedPage]: ...
+
+    @property
+    def request_count(self) -> int: ...
+
+
+def commit_batches(pages: Iterable[Page | PreparedPage], *, seen: bool, stop: threading.Event, records: int, seconds: float,
                    clock: Callable[[], float] = time.monotonic) -> Iterator[Batch]:
     """Group pages into commit batches of about `records` records (or `seconds` of reading).
 
@@ -150,8 +163,13 @@ class SyncEngine:
                  on_finished: Callable[[SyncRunSummary], None] | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  lease_owner: str | None = None, lease_seconds: float = 300.0,
-                 commit_records: int = COMMIT_RECORDS, commit_seconds: float = COMMIT_SECONDS) -> None:
+                 commit_records: int = COMMIT_RECORDS, commit_seconds: float = COMMIT_SECONDS,
+                 reader_processes: bool = False) -> None:
         self.engine = engine
+        # Off unless asked: a connector read in a forked child keeps nothing it learns there (its
+        # token, its request counter), which the caller must be content with.
+        self.reader_processes = reader_processes and readers.supported()
+        self.reader_peaks_mb: list[float] = []   # peak RSS of each reader process of the last run
         # SQLite has one writer at a time, and a connection that finds the database locked polls
         # with sleeps of up to 100 ms: our own connector threads take turns on a lock instead.
         self._writing: AbstractContextManager[Any] = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
@@ -166,35 +184,48 @@ class SyncEngine:
 
     def run(self, selection: StreamSelection, *, full: bool = False) -> list[SyncRunSummary]:
         """Sync every selected stream; connectors in parallel. Returns one summary per stream run."""
+        items = [(name, c) for name, c in selection.connectors.items() if selection.streams_of(c)]
+        # Forked here, before any thread of this run exists, so no child inherits a held lock.
+        reading = {name: ReaderProcess(c, name=name) for name, c in items} if self.reader_processes else {}
+
         def run_connector(item: tuple[str, Connector]) -> list[SyncRunSummary]:
             name, connector = item
             results = []
             for stream in selection.streams_of(connector):
                 if self.stop.is_set():
                     break
-                results.append(self.run_stream(name, connector, stream, full=full))
+                results.append(self.run_stream(name, connector, stream, full=full, reader=reading.get(name)))
             return results
 
-        items = list(selection.connectors.items())
-        with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
-            return [summary for batch in pool.map(run_connector, items) for summary in batch]
+        self.reader_peaks_mb = []
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
+                return [summary for batch in pool.map(run_connector, items) for summary in batch]
+        finally:
+            for reader in reading.values():
+                reader.close()
+                if reader.peak_rss_mb is not None:
+                    self.reader_peaks_mb.append(reader.peak_rss_mb)
 
-    def run_stream(self, name: str, connector: Connector, stream: str, *, full: bool = False) -> SyncRunSummary:
+    def run_stream(self, name: str, connector: Connector, stream: str, *, full: bool = False,
+                   reader: PageSource | None = None) -> SyncRunSummary:
+        """Run one stream of `connector`, read by `reader` if given (its ReaderProcess)."""
         summary = self._open_run(name, stream, full)
         self.progress.started(name, stream)
         kinds = connector.streams[stream].kinds
+        source: PageSource = reader if reader is not None else connector
         reconciling = full
-        requests_before = connector.request_count
+        requests_before = source.request_count
         try:
             with self.engine.connect() as connection:
                 state = None if full else store.load_state(connection, name, stream)
-            batches = commit_batches(connector.read(stream, state), seen=reconciling, stop=self.stop,
+            batches = commit_batches(source.read(stream, state), seen=reconciling, stop=self.stop,
                                      records=self.commit_records, seconds=self.commit_seconds)
             with closing(batches):
                 for batch in batches:
                     reconciling = reconciling or batch.seen
                     summary.notes.extend(batch.notes)
-                    self._commit_batch(summary, batch, requests=connector.request_count - requests_before)
+                    self._commit_batch(summary, batch, requests=source.request_count - requests_before)
                     self.progress.page(summary)
                     if self.stop.is_set():
                         summary.status = "stopped"
@@ -225,7 +256,7 @@ class SyncEngine:
             if summary.status == "running":
                 summary.status = "failed"
                 summary.error = summary.error or "interrupted"
-            summary.requests = connector.request_count - requests_before
+            summary.requests = source.request_count - requests_before
             self._close_run(summary)
             self.progress.finished(summary)
             if self.on_finished:

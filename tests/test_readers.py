@@ -1,0 +1,209 @@
+"""Reader processes: a connector read in a forked child gives the writer what a thread would.
+
+The connector here serves numbered records in pages and can be told to fail, to fail with an
+exception that cannot be pickled, or to kill its process, at a given page. Everything it is told
+is set before the fork, so the child sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from hub import CheckResult, Connector, Page, Record, Stream
+from hub.errors import ConnectorError, TransientError
+from hub.models import SourceRecord, SyncState
+from hub.prepared import prepare
+from hub.readers import PreparedPage, ReaderProcess, supported
+from hub.sync import NoProgress, StreamSelection, SyncEngine, SyncRunSummary
+
+pytestmark = pytest.mark.skipif(not supported(), reason="reader processes are forked: Linux only")
+
+
+class Unpicklable(Exception):
+    def __init__(self, message: str, handle: Any) -> None:
+        super().__init__(message)
+        self.handle = handle
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this")
+
+
+class NumberedConnector(Connector):
+    """Stream `things`: records t0..t{count-1}, `page_size` a page; state is the next offset."""
+
+    streams = {"things": Stream("things", ("account",)), "others": Stream("others", ("contact",))}
+
+    def __init__(self, count: int = 10, page_size: int = 3) -> None:
+        self.count = count
+        self.page_size = page_size
+        self.requests = 0
+        self.fail_at_page: int | None = None
+        self.failure: BaseException | None = None
+        self.die_at_page: int | None = None
+
+    @property
+    def request_count(self) -> int:
+        return self.requests
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "ok")
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        kind = self.streams[stream].kinds[0]
+        offset = (state or {}).get("offset", 0)
+        page = 0
+        while offset < self.count:
+            if page == self.die_at_page:
+                os._exit(3)
+            if page == self.fail_at_page and self.failure is not None:
+                raise self.failure
+            self.requests += 1
+            ids = range(offset, min(offset + self.page_size, self.count))
+            offset += len(ids)
+            page += 1
+            yield Page([Record(kind, f"t{i}", {"n": i, "account_id": "acme"}) for i in ids], {"offset": offset},
+                       notes=(f"page {page}",))
+
+
+def read_all(reader: ReaderProcess, stream: str = "things",
+             state: Mapping[str, Any] | None = None) -> list[PreparedPage]:
+    return list(reader.read(stream, state))
+
+
+def test_pages_come_prepared_with_state_notes_and_request_count() -> None:
+    connector = NumberedConnector(count=7, page_size=3)
+    expected = list(connector.read("things", None))
+    reader = ReaderProcess(NumberedConnector(count=7, page_size=3), name="crm")
+    try:
+        pages = read_all(reader)
+        assert [p.state for p in pages] == [p.state for p in expected]
+        assert [list(p.records) for p in pages] == [[prepare(r) for r in p.records] for p in expected]
+        assert [tuple(p.notes) for p in pages] == [("page 1",), ("page 2",), ("page 3",)]
+        assert reader.request_count == 3
+        # the same child reads the next stream; its counter keeps counting
+        assert sum(len(p.records) for p in read_all(reader, "others", {"offset": 5})) == 2
+        assert reader.request_count == 4
+    finally:
+        reader.close()
+    assert reader.peak_rss_mb is not None and reader.peak_rss_mb > 0
+
+
+def test_a_connector_error_is_raised_in_the_parent_with_its_type_and_the_childs_trace() -> None:
+    connector = NumberedConnector(count=10, page_size=2)
+    connector.fail_at_page, connector.failure = 2, TransientError("upstream 503", status=503)
+    reader = ReaderProcess(connector, name="crm")
+    try:
+        pages: list[PreparedPage] = []
+        with pytest.raises(TransientError) as raised:
+            for page in reader.read("things", None):
+                pages.append(page)
+        assert len(pages) == 2 and raised.value.status == 503
+        assert any("raised in the reader process" in note for note in raised.value.__notes__)
+        assert len(read_all(reader, "others", {"offset": 8})) == 1   # the child is still there for the next read
+    finally:
+        reader.close()
+
+
+def test_an_exception_that_cannot_be_pickled_arrives_described() -> None:
+    connector = NumberedConnector(count=4, page_size=2)
+    connector.fail_at_page, connector.failure = 0, Unpicklable("socket broke", threading.Lock())
+    reader = ReaderProcess(connector, name="crm")
+    try:
+        with pytest.raises(ConnectorError, match="Unpicklable: socket broke"):
+            read_all(reader)
+    finally:
+        reader.close()
+
+
+def test_a_reader_that_dies_is_a_connector_error_naming_it() -> None:
+    connector = NumberedConnector(count=10, page_size=2)
+    connector.die_at_page = 1
+    reader = ReaderProcess(connector, name="billing")
+    try:
+        with pytest.raises(ConnectorError, match="billing: its reader process exited unexpectedly .exit code 3"):
+            read_all(reader)
+    finally:
+        reader.close()
+
+
+def test_a_cancelled_read_leaves_nothing_behind_for_the_next_one() -> None:
+    reader = ReaderProcess(NumberedConnector(count=300, page_size=1), name="crm")
+    try:
+        pages = reader.read("things", None)
+        assert next(pages).state == {"offset": 1}
+        pages.close()   # the child is reading ahead: what it sends after this is discarded
+        following = read_all(reader, "others", {"offset": 298})
+        assert [p.state for p in following] == [{"offset": 299}, {"offset": 300}]
+        assert {r[0] for p in following for r in p.records} == {"contact"}
+    finally:
+        reader.close()
+
+
+def test_close_in_the_middle_of_a_read_returns_promptly() -> None:
+    reader = ReaderProcess(NumberedConnector(count=100_000, page_size=1), name="crm")
+    pages = reader.read("things", None)
+    next(pages)
+    reader.close()   # the read was neither finished nor closed
+    assert reader.peak_rss_mb is not None
+
+
+def stored(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(SourceRecord.kind, SourceRecord.external_id, SourceRecord.data,
+                                         SourceRecord.checksum, SourceRecord.account_ref)).all()
+    return {f"{kind}/{external_id}": (data, digest, account) for kind, external_id, data, digest, account in rows}
+
+
+def states(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(SyncState.stream, SyncState.state)).all())
+
+
+def test_a_sync_through_reader_processes_stores_what_a_threaded_sync_stores(engine: Engine) -> None:
+    threaded = SyncEngine(engine, commit_records=4).run(StreamSelection({"crm": NumberedConnector(11, 3)}))
+    rows, state = stored(engine), states(engine)
+    with engine.begin() as connection:
+        connection.execute(SourceRecord.__table__.delete())
+        connection.execute(SyncState.__table__.delete())
+    forked = SyncEngine(engine, commit_records=4, reader_processes=True).run(
+        StreamSelection({"crm": NumberedConnector(11, 3)}))
+    assert stored(engine) == rows and states(engine) == state
+    assert [(s.status, s.inserted, s.pages, s.requests, s.notes) for s in forked] == \
+        [(s.status, s.inserted, s.pages, s.requests, s.notes) for s in threaded]
+    assert [s.requests for s in forked] == [4, 4]
+
+
+class StopAfterFirstCommit(NoProgress):
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def page(self, summary: SyncRunSummary) -> None:
+        self.stop.set()
+
+
+def test_a_stop_commits_what_was_read_and_the_next_run_resumes_exactly(engine: Engine) -> None:
+    stop = threading.Event()
+    [stopped] = SyncEngine(engine, stop=stop, progress=StopAfterFirstCommit(stop), commit_records=4,
+                           reader_processes=True).run(StreamSelection({"crm": NumberedConnector(200, 2)}, ["things"]))
+    assert stopped.status == "stopped" and stopped.inserted == 4
+    assert states(engine) == {"things": {"offset": 4}}
+    [resumed] = SyncEngine(engine, reader_processes=True).run(
+        StreamSelection({"crm": NumberedConnector(200, 2)}, ["things"]))
+    assert (resumed.status, resumed.inserted, resumed.unchanged) == ("succeeded", 196, 0)
+    assert len(stored(engine)) == 200
+
+
+def test_a_failing_read_keeps_the_pages_before_it(engine: Engine) -> None:
+    connector = NumberedConnector(count=20, page_size=2)
+    connector.fail_at_page, connector.failure = 3, RuntimeError("bug in the mapping")
+    [failed, others] = SyncEngine(engine, reader_processes=True).run(StreamSelection({"crm": connector}))
+    assert (failed.status, failed.inserted) == ("failed", 6)
+    assert failed.error == "RuntimeError: bug in the mapping"
+    assert states(engine)["things"] == {"offset": 6}
+    assert others.status == "failed"   # the same connector fails the same way on its next stream
