@@ -127,6 +127,10 @@ def _same(value: Any) -> Any:
 
 
 def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, ids: list[str]) -> dict[str, str]:
+    mark = "%s" if sql.dialect == "postgresql" else "?"
+    cursor.execute(f"SELECT 1 FROM source_records WHERE connector = {mark} AND kind = {mark} LIMIT 1", (connector, kind))
+    if cursor.fetchone() is None:   # a first sync of this kind: one probe instead of a lookup per id
+        return {}
     if sql.dialect == "postgresql":
         # One array parameter, planned on every call: psycopg prepares a statement after a few
         # runs, and a generic plan made while the table was still empty would keep scanning it.
