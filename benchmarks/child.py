@@ -35,10 +35,10 @@ def run_sync(config: str, *, profile: str | None = None) -> dict[str, Any]:
         profiler = _profiler()
         profiler.start()
     started = time.perf_counter()
-    from hub.config import Environment
+    from hub.pipeline import reader_processes
 
-    # as `churnhub sync` runs it: connectors read in processes of their own (threads when profiled)
-    engine = SyncEngine(hub.engine, reader_processes=Environment().reader_processes and not profile)
+    # as `churnhub sync` runs it: the connectors read in forked processes (in threads when profiled)
+    engine = SyncEngine(hub.engine, reader_processes=0 if profile else reader_processes(len(connectors)))
     try:
         if profiler is None:
             runs = engine.run(StreamSelection(connectors))

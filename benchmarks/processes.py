@@ -33,13 +33,16 @@ def measure(args: list[str], *, timeout: float = 7200) -> dict[str, Any]:
         for chunk in iter(lambda: stream.read(65536), b""):
             into.append(chunk)
 
+    memory = TreeMemory(child.pid)
     readers = [threading.Thread(target=drain, args=(child.stdout, out_chunks), daemon=True),
-               threading.Thread(target=drain, args=(child.stderr, err_chunks), daemon=True)]
+               threading.Thread(target=drain, args=(child.stderr, err_chunks), daemon=True),
+               threading.Thread(target=memory.sample, daemon=True)]
     for reader in readers:
         reader.start()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
+    memory.done.set()
     for reader in readers:
         reader.join(timeout)
     out, err = b"".join(out_chunks).decode(), b"".join(err_chunks).decode()
@@ -52,8 +55,53 @@ def measure(args: list[str], *, timeout: float = 7200) -> dict[str, Any]:
     # own VmHWM is exact, so it is the figure when the child reports it
     result["ru_maxrss_mb"] = usage.ru_maxrss / 1024
     result["peak_rss_mb"] = result.get("vm_hwm_mb") or result["ru_maxrss_mb"]
+    # the child and the processes it started (a sync's readers): their sampled peak of summed PSS,
+    # which counts a page shared by forked processes once, split between them
+    result["tree_peak_pss_mb"] = memory.peak_mb
+    result["tree_processes"] = memory.processes
+    # os.wait4's rusage covers the child and the descendants it waited for (its readers)
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     return result
+
+
+class TreeMemory:
+    """Samples the summed proportional set size (PSS) of a process and its descendants."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid, self.every = pid, every
+        self.done = threading.Event()
+        self.peak_mb = 0.0
+        self.processes = 1     # the most processes seen at once
+
+    def sample(self) -> None:
+        while not self.done.wait(self.every):
+            pids = _tree(self.pid)
+            total = sum(_pss_kib(pid) for pid in pids) / 1024
+            self.peak_mb = max(self.peak_mb, total)
+            self.processes = max(self.processes, len(pids))
+
+
+def _tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:   # it exited meanwhile
+            continue
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -42,9 +42,9 @@ class Environment(BaseSettings):
     config: str | None = None      # CHURNHUB_CONFIG: path of churnhub.yaml
     plugins: str | None = None     # CHURNHUB_PLUGINS: comma-separated allow-list of plugin names
     debug: bool = False
-    # CHURNHUB_READER_PROCESSES=0: `churnhub sync` reads its connectors in threads instead of
-    # forked reader processes (hub.readers)
-    reader_processes: bool = True
+    # CHURNHUB_READER_PROCESSES: at most this many forked reader processes for `churnhub sync`
+    # (hub.readers); unset: one per connector; 0: read in threads of the writing process
+    reader_processes: int | None = Field(default=None, ge=0)
 
 
 class HubFile(BaseModel):

@@ -6,11 +6,14 @@ the CLI and the scheduler call `sync_and_process` so they never drift apart.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from hub.app import Hub
 from hub.churnrun import run_churn
@@ -52,6 +55,16 @@ def select_connectors(hub: Hub, names: Sequence[str] | None) -> dict[str, Connec
     return {name: c for name, c in connectors.items() if c.streams or names}
 
 
+def reader_processes(connectors: int) -> int:
+    """How many reader processes a sync of `connectors` forks: CHURNHUB_READER_PROCESSES, else one each."""
+    try:
+        limit = Environment().reader_processes
+    except ValidationError:
+        raise ConfigError("CHURNHUB_READER_PROCESSES: expected a whole number, 0 or more (0: read in threads), "
+                          f"not {os.environ.get('CHURNHUB_READER_PROCESSES')!r}") from None
+    return connectors if limit is None else min(limit, connectors)
+
+
 def sync(hub: Hub, names: Sequence[str] | None = None, *, streams: Sequence[str] | None = None,
          full: bool = False, progress: SyncProgress | None = None,
          stop: threading.Event | None = None) -> SyncOutcome:
@@ -64,7 +77,7 @@ def sync(hub: Hub, names: Sequence[str] | None = None, *, streams: Sequence[str]
             raise ConfigError(f"no selected connector has stream(s) {', '.join(missing)}")
     engine = SyncEngine(hub.engine, progress=progress, stop=stop,
                         on_finished=lambda run: hub.hook.sync_finished(run=run),
-                        reader_processes=Environment().reader_processes)
+                        reader_processes=reader_processes(len(connectors)))
     try:
         runs = engine.run(StreamSelection(connectors, streams), full=full)
     finally:

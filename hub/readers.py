@@ -1,21 +1,24 @@
-"""Reading a connector in a process of its own, beside the writer.
+"""Reading connectors in a process of their own, beside the writer.
 
 A sync is CPU-bound: HTTP, JSON parsing, mapping and preparing each record (its canonical JSON
 and checksum) cost more than writing it, and the threads of one process share one GIL. A
-`ReaderProcess` runs one connector's reads in a forked child that sends each page with its
-records already prepared (`hub.prepared`). The parent stays the only writer and commits batches
-with their page state exactly as it does for pages read in a thread, so the guarantees hold: a
-reader commits nothing, and pages it read that the writer did not commit are read again next time.
+`ReaderProcess` is a forked child that reads one or more connectors, each in a thread of its own,
+and sends each page with its records already prepared (`hub.prepared`). The parent stays the only
+writer and commits batches with their page state exactly as it does for pages read in a thread, so
+the guarantees hold: a reader commits nothing, and pages it read that the writer did not commit
+are read again next time.
 
-    reader = ReaderProcess(connector, name="billing")
+    reader = ReaderProcess({"billing": stripe, "crm": salesforce})
     try:
-        for page in reader.read("invoices", state): ...
+        for page in reader.source("billing").read("invoices", state): ...
     finally:
         reader.close()
 
-The child is forked, so it starts in milliseconds with the configured connector and its imports.
-It ignores SIGINT and SIGTERM: the parent decides when to stop (it cancels the read), and the
-child exits when told to, or when its command pipe closes because the parent is gone.
+The child is forked, so it starts in milliseconds with the configured connectors and their
+imports. Each connector may run at most `AHEAD_PAGES` pages ahead of the writer (the writer
+acknowledges each page it takes), which bounds the memory of both sides. The child ignores SIGINT
+and SIGTERM: the parent decides when to stop (it cancels the read), and the child exits when told
+to, or when its command pipe closes because the parent is gone.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from hub.connector import Connector
 from hub.errors import ConnectorError
 from hub.prepared import PreparedRecord, prepare
 
-AHEAD_PAGES = 32      # pages a reader may prepare before the writer takes them: bounds its memory
-CLOSE_SECONDS = 10.0  # how long a reader may take to finish its page and exit before it is killed
+AHEAD_PAGES = 8       # pages a connector may be read ahead of the writer
+CLOSE_SECONDS = 10.0  # how long the child may take to finish its pages and exit before it is killed
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +60,74 @@ def supported() -> bool:
 
 
 class ReaderProcess:
-    """One connector's reads, one stream at a time, in a forked child process."""
+    """Some connectors' reads in a forked child: one stream at a time per connector, connectors at once."""
 
-    def __init__(self, connector: Connector, *, name: str) -> None:
-        self.name = name
+    def __init__(self, connectors: Mapping[str, Connector]) -> None:
+        self.names = list(connectors)
         self.peak_rss_mb: float | None = None   # the child's own peak, reported when it exits
-        self._requests = connector.request_count
-        self._pending = False                    # a read was cancelled: its last events are unread
+        self._sources = {name: ReaderSource(self, name, c.request_count) for name, c in connectors.items()}
+        self._sending = threading.Lock()          # engine threads share the command pipe
         context = multiprocessing.get_context("fork")
         commands_in, self._commands = context.Pipe(duplex=False)
         self._events, events_out = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_serve, args=(connector, commands_in, events_out, (self._commands, self._events)),
-            name=f"churnhub-reader-{name}", daemon=True)
+            target=_serve, args=(dict(connectors), commands_in, events_out, (self._commands, self._events)),
+            name=f"churnhub-reader-{'-'.join(self.names)}", daemon=True)
         self._process.start()
         commands_in.close()
         events_out.close()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="churnhub-reader-events", daemon=True)
+        self._dispatcher.start()
+
+    def source(self, name: str) -> ReaderSource:
+        """What the sync engine reads connector `name` from."""
+        return self._sources[name]
+
+    def close(self) -> None:
+        """Ask the child to exit, wait for it (killing it after CLOSE_SECONDS), keep its peak RSS."""
+        try:
+            self.send(("exit",))
+        except OSError:
+            pass
+        self._process.join(CLOSE_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._dispatcher.join(CLOSE_SECONDS)
+        self._commands.close()
+        self._events.close()
+
+    def send(self, command: tuple[Any, ...]) -> None:
+        with self._sending:
+            self._commands.send(command)
+
+    def _dispatch(self) -> None:
+        """Route the child's events to the source they belong to, until the child is gone."""
+        while True:
+            try:
+                event: tuple[Any, ...] = self._events.recv()
+            except (EOFError, OSError):
+                break
+            if event[1] == "exited":
+                self.peak_rss_mb = event[2]
+            else:
+                self._sources[event[0]].events.put(event[1:])
+        for source in self._sources.values():
+            source.events.put(("dead",))
+
+    def why_dead(self) -> str:
+        self._process.join(1.0)
+        return f"its reader process exited unexpectedly (exit code {self._process.exitcode})"
+
+
+class ReaderSource:
+    """One connector of a ReaderProcess, read like the connector itself (`read`, `request_count`)."""
+
+    def __init__(self, process: ReaderProcess, name: str, requests: int) -> None:
+        self.process, self.name = process, name
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()   # bounded by AHEAD_PAGES in the child
+        self._requests = requests
+        self._pending = False      # a read was cancelled: its last events are still to come
 
     @property
     def request_count(self) -> int:
@@ -82,17 +137,17 @@ class ReaderProcess:
     def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[PreparedPage]:
         """The pages of `stream` after `state`; closing this iterator early cancels the read."""
         self._settle()
-        self._commands.send(("read", stream, state))
+        self._command("read", stream, state)
         finished = False
         try:
             while True:
-                try:
-                    event = self._receive()
-                except ConnectorError:
+                event = self._next()
+                if event[0] == "dead":
                     finished = True
-                    raise
+                    raise ConnectorError(f"{self.name}: {self.process.why_dead()}")
                 self._requests = event[-1]
                 if event[0] == "page":
+                    self._command("ack")
                     yield PreparedPage(event[1], event[2], event[3], event[4])
                     continue
                 finished = True
@@ -100,61 +155,103 @@ class ReaderProcess:
                     raise event[1]
                 return
         finally:
-            if not finished:   # do not wait for the page in flight: the next read or close() drains it
+            if not finished:   # do not wait for the page in flight: the next read drains it
                 try:
-                    self._commands.send(("cancel",))
+                    self.process.send(("cancel", self.name))
                     self._pending = True
                 except OSError:   # the child is gone; the next read reports it
                     pass
 
-    def close(self) -> None:
-        """Ask the child to exit, wait for it (killing it after CLOSE_SECONDS), keep its peak RSS."""
-        if self._process.is_alive():
-            try:
-                self._commands.send(("exit",))
-                while self._events.poll(CLOSE_SECONDS):
-                    event = self._events.recv()
-                    if event[0] == "exited":
-                        self.peak_rss_mb = event[1]
-                        break
-            except (EOFError, OSError):
-                pass
-        self._process.join(CLOSE_SECONDS)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-        self._commands.close()
-        self._events.close()
+    def _command(self, *command: Any) -> None:
+        try:
+            self.process.send((command[0], self.name, *command[1:]))
+        except OSError:
+            raise ConnectorError(f"{self.name}: {self.process.why_dead()}") from None
+
+    def _next(self) -> tuple[Any, ...]:
+        event = self.events.get()
+        if event[0] == "dead":
+            self.events.put(event)   # every later read sees it too
+        return event
 
     def _settle(self) -> None:
         """Discard what a cancelled read still sends, up to its last event."""
         while self._pending:
-            event = self._receive()
-            self._requests = event[-1]
+            event = self._next()
             self._pending = event[0] == "page"
-
-    def _receive(self) -> tuple[Any, ...]:
-        try:
-            event: tuple[Any, ...] = self._events.recv()
-        except (EOFError, OSError):
-            self._process.join(1.0)
-            raise ConnectorError(f"{self.name}: its reader process exited unexpectedly "
-                                 f"(exit code {self._process.exitcode})") from None
-        return event
+            if event[0] != "dead":
+                self._requests = event[-1]
 
 
 # --- in the child ------------------------------------------------------------------------------
 
-def _serve(connector: Connector, commands: Connection, events: Connection,
+class _Outbox:
+    """The child's event pipe, shared by its connector threads; events are pickled by their thread."""
+
+    def __init__(self, events: Connection) -> None:
+        self.events = events
+        self.lock = threading.Lock()
+
+    def send(self, *event: Any) -> None:
+        payload = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            try:
+                self.events.send_bytes(payload)
+            except (BrokenPipeError, OSError):   # the parent is gone: nobody will read what we read
+                os._exit(0)
+
+
+class _ConnectorThread:
+    """Reads one connector in the child: one stream at a time, at most AHEAD_PAGES unacknowledged."""
+
+    def __init__(self, name: str, connector: Connector, outbox: _Outbox) -> None:
+        self.name, self.connector, self.outbox = name, connector, outbox
+        self.reads: queue.Queue[tuple[str, Mapping[str, Any] | None] | None] = queue.Queue()
+        self.credits = threading.Semaphore(AHEAD_PAGES)
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=f"read-{name}", daemon=True)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.credits.release()   # a thread waiting for credit wakes up and sees it
+
+    def run(self) -> None:
+        while (read := self.reads.get()) is not None:
+            self.cancelled.clear()
+            self.credits = threading.Semaphore(AHEAD_PAGES)
+            self.outbox.send(self.name, *self.read(*read))
+        self.connector.close()
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        """Send the pages of one read; return its last event (end, cancelled or error)."""
+        connector = self.connector
+        pages = connector.read(stream, state)
+        try:
+            for page in pages:
+                self.credits.acquire()
+                if self.cancelled.is_set():
+                    return ("cancelled", connector.request_count)
+                self.outbox.send(self.name, "page", [prepare(record) for record in page.records], page.state,
+                                 tuple(page.notes), page.full_refresh, connector.request_count)
+            return ("end", connector.request_count)
+        except Exception as exc:  # noqa: BLE001 - the parent raises it where the stream is run
+            return ("error", _portable(exc), connector.request_count)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+
+def _serve(connectors: dict[str, Connector], commands: Connection, events: Connection,
            parent_ends: tuple[Connection, ...]) -> None:
-    """The child's loop: one read at a time; a sender thread ships pages while the next is read."""
+    """The child's command loop; the reading happens in one thread per connector."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for end in parent_ends:   # so that the parent closing its ends reaches us as end-of-file
         end.close()
-    outbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=AHEAD_PAGES)
-    sender = threading.Thread(target=_send_all, args=(outbox, events), daemon=True)
-    sender.start()
+    outbox = _Outbox(events)
+    threads = {name: _ConnectorThread(name, connector, outbox) for name, connector in connectors.items()}
     try:
         while True:
             try:
@@ -162,47 +259,21 @@ def _serve(connector: Connector, commands: Connection, events: Connection,
             except (EOFError, OSError):
                 return
             if command[0] == "exit":
-                outbox.put(("exited", _peak_rss_mb()))
-                return
-            if command[0] == "read":   # anything else is a cancel that came after its read ended
-                last = _read_stream(connector, command[1], command[2], commands, outbox)
-                outbox.put(last)
-                if last[0] == "exit":   # told to exit in the middle of a read
-                    outbox.put(("exited", _peak_rss_mb()))
-                    return
+                break
+            reader = threads[command[1]]
+            if command[0] == "read":
+                reader.reads.put((command[2], command[3]))
+            elif command[0] == "ack":
+                reader.credits.release()
+            elif command[0] == "cancel":
+                reader.cancel()
     finally:
-        outbox.put(None)
-        sender.join(CLOSE_SECONDS)
-        connector.close()
-
-
-def _read_stream(connector: Connector, stream: str, state: Mapping[str, Any] | None,
-                 commands: Connection, outbox: queue.Queue[tuple[Any, ...] | None]) -> tuple[Any, ...]:
-    """Queue the pages of one read; return its last event (end, cancelled, exit or error)."""
-    pages = connector.read(stream, state)
-    try:
-        for page in pages:
-            outbox.put(("page", [prepare(record) for record in page.records], page.state,
-                        tuple(page.notes), page.full_refresh, connector.request_count))
-            if commands.poll():
-                command = commands.recv()[0]
-                if command in ("cancel", "exit"):
-                    return ("cancelled" if command == "cancel" else "exit", connector.request_count)
-        return ("end", connector.request_count)
-    except Exception as exc:  # noqa: BLE001 - the parent raises it where the stream is run
-        return ("error", _portable(exc), connector.request_count)
-    finally:
-        close = getattr(pages, "close", None)
-        if close is not None:
-            close()
-
-
-def _send_all(outbox: queue.Queue[tuple[Any, ...] | None], events: Connection) -> None:
-    while (event := outbox.get()) is not None:
-        try:
-            events.send(event)
-        except (BrokenPipeError, OSError):   # the parent is gone: nobody will read what we read
-            os._exit(0)
+        for reader in threads.values():
+            reader.cancel()
+            reader.reads.put(None)
+        for reader in threads.values():
+            reader.thread.join(CLOSE_SECONDS)
+    outbox.send(None, "exited", _peak_rss_mb())
 
 
 def _portable(exc: Exception) -> Exception:

@@ -5,12 +5,13 @@ the same transaction, so a crash or Ctrl-C at any moment loses nothing and repea
 next run resumes after the last committed page. A stop request (SIGTERM) commits the pages read so
 far and stops before the next page. Connectors run concurrently,
 one thread each; the streams of one connector run one after another (they share its rate limit).
-With `reader_processes`, each connector is read in a forked process of its own (`hub.readers`)
-that maps and prepares the records, and this process only writes them.
+With `reader_processes`, the connectors are read in forked processes (`hub.readers`) that map
+and prepare the records, and this process only writes them.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -109,7 +110,7 @@ class Batch:
 
 
 class PageSource(Protocol):
-    """What a stream is read from: a connector itself, or its `ReaderProcess`."""
+    """What a stream is read from: a connector itself, or its source in a `ReaderProcess`."""
 
     def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page] | Iterator[PreparedPage]: ...
 
@@ -164,11 +165,11 @@ class SyncEngine:
                  clock: Callable[[], datetime] = utcnow,
                  lease_owner: str | None = None, lease_seconds: float = 300.0,
                  commit_records: int = COMMIT_RECORDS, commit_seconds: float = COMMIT_SECONDS,
-                 reader_processes: bool = False) -> None:
+                 reader_processes: int = 0) -> None:
         self.engine = engine
-        # Off unless asked: a connector read in a forked child keeps nothing it learns there (its
+        # Threads (0) unless asked: a connector read in a forked child keeps nothing it learns there (its
         # token, its request counter), which the caller must be content with.
-        self.reader_processes = reader_processes and readers.supported()
+        self.reader_processes = reader_processes if readers.supported() else 0
         self.reader_peaks_mb: list[float] = []   # peak RSS of each reader process of the last run
         # SQLite has one writer at a time, and a connection that finds the database locked polls
         # with sleeps of up to 100 ms: our own connector threads take turns on a lock instead.
@@ -185,8 +186,8 @@ class SyncEngine:
     def run(self, selection: StreamSelection, *, full: bool = False) -> list[SyncRunSummary]:
         """Sync every selected stream; connectors in parallel. Returns one summary per stream run."""
         items = [(name, c) for name, c in selection.connectors.items() if selection.streams_of(c)]
-        # Forked here, before any thread of this run exists, so no child inherits a held lock.
-        reading = {name: ReaderProcess(c, name=name) for name, c in items} if self.reader_processes else {}
+        reader_processes = self._start_readers(items, self.reader_processes) if self.reader_processes else []
+        reading = {name: process.source(name) for process in reader_processes for name in process.names}
 
         def run_connector(item: tuple[str, Connector]) -> list[SyncRunSummary]:
             name, connector = item
@@ -202,14 +203,38 @@ class SyncEngine:
             with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
                 return [summary for batch in pool.map(run_connector, items) for summary in batch]
         finally:
-            for reader in reading.values():
+            for process in reader_processes:
+                process.close()
+                if process.peak_rss_mb is not None:
+                    self.reader_peaks_mb.append(process.peak_rss_mb)
+
+    @staticmethod
+    def _start_readers(items: Sequence[tuple[str, Connector]], most: int) -> list[ReaderProcess]:
+        """Fork at most `most` reader processes, one per connector while there are enough
+        (connectors beyond share a process, a thread each).
+
+        Forked here, before any thread of this run exists (so no child inherits a lock some thread
+        holds), with the heap frozen: the children's garbage collector then leaves the objects they
+        inherit alone, and those pages stay shared instead of copied.
+        """
+        count = max(1, min(len(items), most))
+        groups = [dict(items[i::count]) for i in range(count)]
+        started: list[ReaderProcess] = []
+        gc.freeze()
+        try:
+            for group in groups:
+                started.append(ReaderProcess(group))
+        except BaseException:
+            for reader in started:
                 reader.close()
-                if reader.peak_rss_mb is not None:
-                    self.reader_peaks_mb.append(reader.peak_rss_mb)
+            raise
+        finally:
+            gc.unfreeze()
+        return started
 
     def run_stream(self, name: str, connector: Connector, stream: str, *, full: bool = False,
                    reader: PageSource | None = None) -> SyncRunSummary:
-        """Run one stream of `connector`, read by `reader` if given (its ReaderProcess)."""
+        """Run one stream of `connector`, read from `reader` if given (its source in a ReaderProcess)."""
         summary = self._open_run(name, stream, full)
         self.progress.started(name, stream)
         kinds = connector.streams[stream].kinds

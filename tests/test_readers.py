@@ -71,24 +71,24 @@ class NumberedConnector(Connector):
                        notes=(f"page {page}",))
 
 
-def read_all(reader: ReaderProcess, stream: str = "things",
-             state: Mapping[str, Any] | None = None) -> list[PreparedPage]:
-    return list(reader.read(stream, state))
+def read_all(reader: ReaderProcess, stream: str = "things", state: Mapping[str, Any] | None = None,
+             name: str = "crm") -> list[PreparedPage]:
+    return list(reader.source(name).read(stream, state))
 
 
 def test_pages_come_prepared_with_state_notes_and_request_count() -> None:
     connector = NumberedConnector(count=7, page_size=3)
     expected = list(connector.read("things", None))
-    reader = ReaderProcess(NumberedConnector(count=7, page_size=3), name="crm")
+    reader = ReaderProcess({"crm": NumberedConnector(count=7, page_size=3)})
     try:
         pages = read_all(reader)
         assert [p.state for p in pages] == [p.state for p in expected]
         assert [list(p.records) for p in pages] == [[prepare(r) for r in p.records] for p in expected]
         assert [tuple(p.notes) for p in pages] == [("page 1",), ("page 2",), ("page 3",)]
-        assert reader.request_count == 3
+        assert reader.source("crm").request_count == 3
         # the same child reads the next stream; its counter keeps counting
         assert sum(len(p.records) for p in read_all(reader, "others", {"offset": 5})) == 2
-        assert reader.request_count == 4
+        assert reader.source("crm").request_count == 4
     finally:
         reader.close()
     assert reader.peak_rss_mb is not None and reader.peak_rss_mb > 0
@@ -97,11 +97,11 @@ def test_pages_come_prepared_with_state_notes_and_request_count() -> None:
 def test_a_connector_error_is_raised_in_the_parent_with_its_type_and_the_childs_trace() -> None:
     connector = NumberedConnector(count=10, page_size=2)
     connector.fail_at_page, connector.failure = 2, TransientError("upstream 503", status=503)
-    reader = ReaderProcess(connector, name="crm")
+    reader = ReaderProcess({"crm": connector})
     try:
         pages: list[PreparedPage] = []
         with pytest.raises(TransientError) as raised:
-            for page in reader.read("things", None):
+            for page in reader.source("crm").read("things", None):
                 pages.append(page)
         assert len(pages) == 2 and raised.value.status == 503
         assert any("raised in the reader process" in note for note in raised.value.__notes__)
@@ -113,7 +113,7 @@ def test_a_connector_error_is_raised_in_the_parent_with_its_type_and_the_childs_
 def test_an_exception_that_cannot_be_pickled_arrives_described() -> None:
     connector = NumberedConnector(count=4, page_size=2)
     connector.fail_at_page, connector.failure = 0, Unpicklable("socket broke", threading.Lock())
-    reader = ReaderProcess(connector, name="crm")
+    reader = ReaderProcess({"crm": connector})
     try:
         with pytest.raises(ConnectorError, match="Unpicklable: socket broke"):
             read_all(reader)
@@ -124,18 +124,20 @@ def test_an_exception_that_cannot_be_pickled_arrives_described() -> None:
 def test_a_reader_that_dies_is_a_connector_error_naming_it() -> None:
     connector = NumberedConnector(count=10, page_size=2)
     connector.die_at_page = 1
-    reader = ReaderProcess(connector, name="billing")
+    reader = ReaderProcess({"billing": connector})
     try:
         with pytest.raises(ConnectorError, match="billing: its reader process exited unexpectedly .exit code 3"):
-            read_all(reader)
+            read_all(reader, name="billing")
+        with pytest.raises(ConnectorError, match="billing: its reader process exited"):
+            read_all(reader, name="billing")   # and so does every later read
     finally:
         reader.close()
 
 
 def test_a_cancelled_read_leaves_nothing_behind_for_the_next_one() -> None:
-    reader = ReaderProcess(NumberedConnector(count=300, page_size=1), name="crm")
+    reader = ReaderProcess({"crm": NumberedConnector(count=300, page_size=1)})
     try:
-        pages = reader.read("things", None)
+        pages = reader.source("crm").read("things", None)
         assert next(pages).state == {"offset": 1}
         pages.close()   # the child is reading ahead: what it sends after this is discarded
         following = read_all(reader, "others", {"offset": 298})
@@ -146,11 +148,28 @@ def test_a_cancelled_read_leaves_nothing_behind_for_the_next_one() -> None:
 
 
 def test_close_in_the_middle_of_a_read_returns_promptly() -> None:
-    reader = ReaderProcess(NumberedConnector(count=100_000, page_size=1), name="crm")
-    pages = reader.read("things", None)
+    reader = ReaderProcess({"crm": NumberedConnector(count=100_000, page_size=1)})
+    pages = reader.source("crm").read("things", None)
     next(pages)
     reader.close()   # the read was neither finished nor closed
     assert reader.peak_rss_mb is not None
+
+
+def test_connectors_sharing_a_process_are_read_at_the_same_time() -> None:
+    reader = ReaderProcess({"crm": NumberedConnector(500, 7), "billing": NumberedConnector(300, 5)})
+    results: dict[str, list[PreparedPage]] = {}
+    try:
+        threads = [threading.Thread(target=lambda n=name: results.__setitem__(n, read_all(reader, name=n)))
+                   for name in ("crm", "billing")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(len(p.records) for p in results["crm"]) == 500
+        assert sum(len(p.records) for p in results["billing"]) == 300
+        assert (reader.source("crm").request_count, reader.source("billing").request_count) == (72, 60)
+    finally:
+        reader.close()
 
 
 def stored(engine: Engine) -> dict[str, Any]:
@@ -171,7 +190,7 @@ def test_a_sync_through_reader_processes_stores_what_a_threaded_sync_stores(engi
     with engine.begin() as connection:
         connection.execute(SourceRecord.__table__.delete())
         connection.execute(SyncState.__table__.delete())
-    forked = SyncEngine(engine, commit_records=4, reader_processes=True).run(
+    forked = SyncEngine(engine, commit_records=4, reader_processes=1).run(
         StreamSelection({"crm": NumberedConnector(11, 3)}))
     assert stored(engine) == rows and states(engine) == state
     assert [(s.status, s.inserted, s.pages, s.requests, s.notes) for s in forked] == \
@@ -190,10 +209,10 @@ class StopAfterFirstCommit(NoProgress):
 def test_a_stop_commits_what_was_read_and_the_next_run_resumes_exactly(engine: Engine) -> None:
     stop = threading.Event()
     [stopped] = SyncEngine(engine, stop=stop, progress=StopAfterFirstCommit(stop), commit_records=4,
-                           reader_processes=True).run(StreamSelection({"crm": NumberedConnector(200, 2)}, ["things"]))
+                           reader_processes=1).run(StreamSelection({"crm": NumberedConnector(200, 2)}, ["things"]))
     assert stopped.status == "stopped" and stopped.inserted == 4
     assert states(engine) == {"things": {"offset": 4}}
-    [resumed] = SyncEngine(engine, reader_processes=True).run(
+    [resumed] = SyncEngine(engine, reader_processes=1).run(
         StreamSelection({"crm": NumberedConnector(200, 2)}, ["things"]))
     assert (resumed.status, resumed.inserted, resumed.unchanged) == ("succeeded", 196, 0)
     assert len(stored(engine)) == 200
@@ -202,8 +221,23 @@ def test_a_stop_commits_what_was_read_and_the_next_run_resumes_exactly(engine: E
 def test_a_failing_read_keeps_the_pages_before_it(engine: Engine) -> None:
     connector = NumberedConnector(count=20, page_size=2)
     connector.fail_at_page, connector.failure = 3, RuntimeError("bug in the mapping")
-    [failed, others] = SyncEngine(engine, reader_processes=True).run(StreamSelection({"crm": connector}))
+    [failed, others] = SyncEngine(engine, reader_processes=1).run(StreamSelection({"crm": connector}))
     assert (failed.status, failed.inserted) == ("failed", 6)
     assert failed.error == "RuntimeError: bug in the mapping"
     assert states(engine)["things"] == {"offset": 6}
     assert others.status == "failed"   # the same connector fails the same way on its next stream
+
+
+def test_churnhub_sync_forks_one_reader_per_connector_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.errors import ConfigError
+    from hub.pipeline import reader_processes
+
+    monkeypatch.delenv("CHURNHUB_READER_PROCESSES", raising=False)
+    assert reader_processes(3) == 3
+    monkeypatch.setenv("CHURNHUB_READER_PROCESSES", "1")
+    assert reader_processes(3) == 1
+    monkeypatch.setenv("CHURNHUB_READER_PROCESSES", "0")
+    assert reader_processes(3) == 0
+    monkeypatch.setenv("CHURNHUB_READER_PROCESSES", "many")
+    with pytest.raises(ConfigError, match="CHURNHUB_READER_PROCESSES: expected a whole number.*'many'"):
+        reader_processes(3)
