@@ -15,14 +15,16 @@ are read again next time.
         reader.close()
 
 The child is forked, so it starts in milliseconds with the configured connectors and their
-imports. Each connector may run at most `AHEAD_PAGES` pages ahead of the writer (the writer
-acknowledges each page it takes), which bounds the memory of both sides. The child ignores SIGINT
+imports. Each connector may run at most `AHEAD_RECORDS` records ahead of the writer (the writer
+acknowledges each page it takes), which bounds the memory of both sides and lets a reader go on
+while the writer commits. The child ignores SIGINT
 and SIGTERM: the parent decides when to stop (it cancels the read), and the child exits when told
 to, or when its command pipe closes because the parent is gone.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import pickle
@@ -30,6 +32,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +43,9 @@ from hub.connector import Connector
 from hub.errors import ConnectorError
 from hub.prepared import PreparedRecord, prepare
 
-AHEAD_PAGES = 8       # pages a connector may be read ahead of the writer
+AHEAD_RECORDS = 3000  # records a connector may be read ahead of the writer: a commit batch and a half
 CLOSE_SECONDS = 10.0  # how long the child may take to finish its pages and exit before it is killed
+TRIM_SECONDS = 0.5    # how often each side gives freed heap pages back to the system
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,26 @@ class PreparedPage:
 def supported() -> bool:
     """Reader processes are forked: Linux only (elsewhere fork is unsafe or missing; threads then)."""
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+class HeapTrimmer:
+    """Gives the pages glibc's malloc keeps after `free` back to the system, at most every TRIM_SECONDS.
+
+    Pages pass between threads on both sides (read by one, pickled, unpickled by another, freed by
+    a third), and glibc keeps the freed memory in each thread's arena: measured on a 10,000-customer
+    sync, trimming took the writer and its readers from 350 to 280 MB of summed PSS.
+    """
+
+    def __init__(self) -> None:
+        # the symbols already loaded (no library search: that would run ldconfig in a subprocess)
+        self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)   # glibc only: elsewhere a no-op
+        self._next = 0.0
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if self._trim is not None and now >= self._next:
+            self._next = now + TRIM_SECONDS
+            self._trim(0)
 
 
 class ReaderProcess:
@@ -103,11 +127,13 @@ class ReaderProcess:
 
     def _dispatch(self) -> None:
         """Route the child's events to the source they belong to, until the child is gone."""
+        trimmer = HeapTrimmer()
         while True:
             try:
                 event: tuple[Any, ...] = self._events.recv()
             except (EOFError, OSError):
                 break
+            trimmer.maybe()
             if event[1] == "exited":
                 self.peak_rss_mb = event[2]
             else:
@@ -125,9 +151,10 @@ class ReaderSource:
 
     def __init__(self, process: ReaderProcess, name: str, requests: int) -> None:
         self.process, self.name = process, name
-        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()   # bounded by AHEAD_PAGES in the child
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()   # bounded by AHEAD_RECORDS in the child
         self._requests = requests
         self._pending = False      # a read was cancelled: its last events are still to come
+        self._read = 0             # sequence number of the current read: commands name the read they mean
 
     @property
     def request_count(self) -> int:
@@ -137,6 +164,7 @@ class ReaderSource:
     def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[PreparedPage]:
         """The pages of `stream` after `state`; closing this iterator early cancels the read."""
         self._settle()
+        self._read += 1
         self._command("read", stream, state)
         finished = False
         try:
@@ -147,7 +175,7 @@ class ReaderSource:
                     raise ConnectorError(f"{self.name}: {self.process.why_dead()}")
                 self._requests = event[-1]
                 if event[0] == "page":
-                    self._command("ack")
+                    self._command("ack", len(event[1]))
                     yield PreparedPage(event[1], event[2], event[3], event[4])
                     continue
                 finished = True
@@ -157,14 +185,14 @@ class ReaderSource:
         finally:
             if not finished:   # do not wait for the page in flight: the next read drains it
                 try:
-                    self.process.send(("cancel", self.name))
+                    self._command("cancel")
                     self._pending = True
-                except OSError:   # the child is gone; the next read reports it
+                except ConnectorError:   # the child is gone; the next read reports it
                     pass
 
     def _command(self, *command: Any) -> None:
         try:
-            self.process.send((command[0], self.name, *command[1:]))
+            self.process.send((command[0], self.name, self._read, *command[1:]))
         except OSError:
             raise ConnectorError(f"{self.name}: {self.process.why_dead()}") from None
 
@@ -191,36 +219,85 @@ class _Outbox:
     def __init__(self, events: Connection) -> None:
         self.events = events
         self.lock = threading.Lock()
+        self.trimmer = HeapTrimmer()
 
     def send(self, *event: Any) -> None:
         payload = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
         with self.lock:
+            self.trimmer.maybe()
             try:
                 self.events.send_bytes(payload)
             except (BrokenPipeError, OSError):   # the parent is gone: nobody will read what we read
                 os._exit(0)
 
 
+class _Credit:
+    """Records of one read sent but not yet taken by the writer; a page waits while AHEAD_RECORDS are out."""
+
+    def __init__(self, read: int) -> None:
+        self.read = read
+        self.out = 0
+        self.cancelled = False
+        self.changed = threading.Condition()
+
+    def take(self, records: int) -> bool:
+        """Wait for room (a page always fits once nothing is out); False if the read was cancelled."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.cancelled or self.out < AHEAD_RECORDS)
+            self.out += records
+            return not self.cancelled
+
+    def give(self, records: int) -> None:
+        with self.changed:
+            self.out -= records
+            self.changed.notify()
+
+    def cancel(self) -> None:
+        with self.changed:
+            self.cancelled = True
+            self.changed.notify()
+
+
 class _ConnectorThread:
-    """Reads one connector in the child: one stream at a time, at most AHEAD_PAGES unacknowledged."""
+    """Reads one connector in the child: one stream at a time, at most AHEAD_RECORDS unacknowledged.
+
+    Reads are numbered by the parent, and an acknowledgement or a cancel names its read: one that
+    arrives after its read ended must not touch the next (a cancel would end it as if it were empty).
+    """
 
     def __init__(self, name: str, connector: Connector, outbox: _Outbox) -> None:
         self.name, self.connector, self.outbox = name, connector, outbox
-        self.reads: queue.Queue[tuple[str, Mapping[str, Any] | None] | None] = queue.Queue()
-        self.credits = threading.Semaphore(AHEAD_PAGES)
-        self.cancelled = threading.Event()
+        self.reads: queue.Queue[tuple[int, str, Mapping[str, Any] | None] | None] = queue.Queue()
+        self.lock = threading.Lock()
+        self.credit = _Credit(0)
+        self.cancelled_read = 0     # the newest read the parent cancelled, started or not
         self.thread = threading.Thread(target=self.run, name=f"read-{name}", daemon=True)
         self.thread.start()
 
-    def cancel(self) -> None:
-        self.cancelled.set()
-        self.credits.release()   # a thread waiting for credit wakes up and sees it
+    def acknowledge(self, read: int, records: int) -> None:
+        with self.lock:
+            credit = self.credit
+        if credit.read == read:
+            credit.give(records)
+
+    def cancel(self, read: int) -> None:
+        with self.lock:
+            self.cancelled_read = max(self.cancelled_read, read)
+            credit = self.credit
+        if credit.read <= read:
+            credit.cancel()
+
+    def cancel_all(self) -> None:
+        self.cancel(sys.maxsize)
 
     def run(self) -> None:
         while (read := self.reads.get()) is not None:
-            self.cancelled.clear()
-            self.credits = threading.Semaphore(AHEAD_PAGES)
-            self.outbox.send(self.name, *self.read(*read))
+            number, stream, state = read
+            with self.lock:
+                self.credit = _Credit(number)
+                if self.cancelled_read >= number:
+                    self.credit.cancel()
+            self.outbox.send(self.name, *self.read(stream, state))
         self.connector.close()
 
     def read(self, stream: str, state: Mapping[str, Any] | None) -> tuple[Any, ...]:
@@ -229,8 +306,7 @@ class _ConnectorThread:
         pages = connector.read(stream, state)
         try:
             for page in pages:
-                self.credits.acquire()
-                if self.cancelled.is_set():
+                if not self.credit.take(len(page.records)):
                     return ("cancelled", connector.request_count)
                 self.outbox.send(self.name, "page", [prepare(record) for record in page.records], page.state,
                                  tuple(page.notes), page.full_refresh, connector.request_count)
@@ -260,16 +336,16 @@ def _serve(connectors: dict[str, Connector], commands: Connection, events: Conne
                 return
             if command[0] == "exit":
                 break
-            reader = threads[command[1]]
+            reader, number = threads[command[1]], command[2]
             if command[0] == "read":
-                reader.reads.put((command[2], command[3]))
+                reader.reads.put((number, command[3], command[4]))
             elif command[0] == "ack":
-                reader.credits.release()
+                reader.acknowledge(number, command[3])
             elif command[0] == "cancel":
-                reader.cancel()
+                reader.cancel(number)
     finally:
         for reader in threads.values():
-            reader.cancel()
+            reader.cancel_all()
             reader.reads.put(None)
         for reader in threads.values():
             reader.thread.join(CLOSE_SECONDS)

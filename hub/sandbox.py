@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from hub.faults import FaultInjector, FaultLog, FaultProfile
 
 
@@ -35,18 +33,13 @@ class RunningServer:
     url: str
     host: str
     port: int
-    _server: uvicorn.Server
+    _server: Any                      # a uvicorn.Server
     _thread: threading.Thread
     faults: FaultLog | None = None
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
-
-
-class _ThreadServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the main thread owns signals
-        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -65,9 +58,15 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
     port = port or free_port(host)
     injector = FaultInjector(app, faults) if faults is not None and faults.active else None
     app = injector or app
+    import uvicorn  # here, not at import: `hub` is imported by every process, few serve anything
+
+    class ThreadServer(uvicorn.Server):
+        def install_signal_handlers(self) -> None:  # the main thread owns signals
+            pass
+
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off", timeout_keep_alive=30)
-    server = _ThreadServer(config)
+    server = ThreadServer(config)
     thread = threading.Thread(target=server.run, name=f"{name}:{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

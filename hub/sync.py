@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 
 from hub import readers, store
 from hub.connector import Connector
@@ -174,6 +174,9 @@ class SyncEngine:
         # SQLite has one writer at a time, and a connection that finds the database locked polls
         # with sleeps of up to 100 ms: our own connector threads take turns on a lock instead.
         self._writing: AbstractContextManager[Any] = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        # ...and during run() they share one connection: each SQLite connection grows its own page
+        # cache (16 MB, hub.db), and only one of them can write at a time anyway
+        self._writer: Connection | None = None
         self.commit_records = commit_records
         self.commit_seconds = commit_seconds
         self.lease_owner = lease_owner     # set by workers sharing one PostgreSQL
@@ -199,10 +202,15 @@ class SyncEngine:
             return results
 
         self.reader_peaks_mb = []
+        if self.engine.dialect.name == "sqlite":
+            self._writer = self.engine.connect()
         try:
             with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
                 return [summary for batch in pool.map(run_connector, items) for summary in batch]
         finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
             for process in reader_processes:
                 process.close()
                 if process.peak_rss_mb is not None:
@@ -298,7 +306,7 @@ class SyncEngine:
         return SyncRunSummary(name, stream, run_id, full, started_at=started)
 
     def _commit_batch(self, summary: SyncRunSummary, batch: Batch, *, requests: int) -> None:
-        with self._writing, self.engine.begin() as connection:
+        with self._writing, self._transaction() as connection:
             now = self.clock()
             counts = store.write_records(connection, summary.connector, batch.records, now=now,
                                          seen_run_id=summary.run_id if batch.seen else None)
@@ -315,6 +323,16 @@ class SyncEngine:
             connection.execute(update(runs).where(runs.c.id == summary.run_id).values(
                 pages=summary.pages, inserted=summary.inserted, updated=summary.updated,
                 deleted=summary.deleted, requests=requests))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction for a batch: on the run's SQLite writer connection if there is one."""
+        if self._writer is None:
+            with self.engine.begin() as connection:
+                yield connection
+        else:
+            with self._writer.begin():
+                yield self._writer
 
     def _close_run(self, summary: SyncRunSummary) -> None:
         summary.finished_at = self.clock()

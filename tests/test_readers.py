@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -143,6 +144,19 @@ def test_a_cancelled_read_leaves_nothing_behind_for_the_next_one() -> None:
         following = read_all(reader, "others", {"offset": 298})
         assert [p.state for p in following] == [{"offset": 299}, {"offset": 300}]
         assert {r[0] for p in following for r in p.records} == {"contact"}
+    finally:
+        reader.close()
+
+
+def test_a_cancel_that_arrives_after_its_read_ended_does_not_touch_the_next_read() -> None:
+    reader = ReaderProcess({"crm": NumberedConnector(count=6, page_size=3)})
+    try:
+        pages = reader.source("crm").read("things", None)
+        assert [next(pages).state, next(pages).state] == [{"offset": 3}, {"offset": 6}]
+        time.sleep(0.2)   # the child has sent the read's end by now; the parent has not taken it
+        pages.close()
+        following = read_all(reader, "others", None)
+        assert [p.state for p in following] == [{"offset": 3}, {"offset": 6}]
     finally:
         reader.close()
 

@@ -7,8 +7,12 @@ from typing import Any
 from hub import ConnectorType, hookimpl
 
 from .connector import SmtpConnector
-from .sandbox import start_sandbox
 from .settings import SmtpSettings
+
+
+def start_sandbox(dataset: Any = None, **options: Any) -> Any:
+    from .sandbox import start_sandbox as start  # aiosmtpd only when a sandbox is wanted
+    return start(dataset, **options)
 
 
 @hookimpl

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
 
 from hub import AuthError, TransientError, redact
 
@@ -48,6 +47,8 @@ def jwt_assertion(auth: JwtBearer, now: float) -> str:
         raise AuthError(f"cannot read private_key_file {auth.private_key_file}: {exc.strerror}") from None
     claims = {"iss": auth.client_id, "sub": auth.username, "aud": auth.audience,
               "exp": int(now) + ASSERTION_LIFETIME}
+    import jwt  # here: PyJWT and its cryptography cost 20 MB in every process, and few use this grant
+
     try:
         return jwt.encode(claims, key, algorithm="RS256")
     except (ValueError, TypeError, jwt.PyJWTError) as exc:
