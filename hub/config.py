@@ -43,7 +43,7 @@ class Environment(BaseSettings):
     plugins: str | None = None     # CHURNHUB_PLUGINS: comma-separated allow-list of plugin names
     debug: bool = False
     # CHURNHUB_READER_PROCESSES: at most this many forked reader processes for `churnhub sync`
-    # (hub.readers); unset: one per connector; 0: read in threads of the writing process
+    # (hub.readers); unset: one fewer than the CPUs; 0: read in threads of the writing process
     reader_processes: int | None = Field(default=None, ge=0)
 
 

@@ -242,11 +242,14 @@ def test_a_failing_read_keeps_the_pages_before_it(engine: Engine) -> None:
     assert others.status == "failed"   # the same connector fails the same way on its next stream
 
 
-def test_churnhub_sync_forks_one_reader_per_connector_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_churnhub_sync_forks_a_reader_per_connector_up_to_the_cpus_but_one(monkeypatch: pytest.MonkeyPatch) -> None:
     from hub.errors import ConfigError
     from hub.pipeline import reader_processes
 
     monkeypatch.delenv("CHURNHUB_READER_PROCESSES", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert reader_processes(3) == 1       # the writer takes one of the two CPUs
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert reader_processes(3) == 3
     monkeypatch.setenv("CHURNHUB_READER_PROCESSES", "1")
     assert reader_processes(3) == 1
