@@ -52,7 +52,8 @@ def _memory_text(run: dict[str, Any]) -> str:
     readers = run.get("reader_peak_rss_mb") or []
     if not readers:
         return f"peak RSS {run['peak_rss_mb']:.0f} MB"
-    return (f"memory {sync_memory_mb(run):.0f} MB (peak PSS of the sync and its {len(readers)} readers; "
+    count = f"{len(readers)} reader process{'es' if len(readers) != 1 else ''}"
+    return (f"memory {sync_memory_mb(run):.0f} MB (peak PSS of the sync and its {count}; "
             f"peak RSS {run['peak_rss_mb']:.0f} MB writer, {max(readers):.0f} MB largest reader)")
 
 
