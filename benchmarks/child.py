@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def peak_rss_mb() -> float | None:
     """This process's peak resident set (VmHWM). Unlike the parent's `ru_maxrss` of a child, it
-    starts from zero at exec, so it is not inflated by the parent's size at fork time."""
+    starts from zero at exec, so it is not inflated by the parent's size at fork time. (hub.readers
+    has the same reader; importing hub here would add its modules to the floor's figure.)"""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
