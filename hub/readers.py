@@ -86,7 +86,9 @@ class HeapTrimmer:
 class ReaderProcess:
     """Some connectors' reads in a forked child: one stream at a time per connector, connectors at once."""
 
-    def __init__(self, connectors: Mapping[str, Connector]) -> None:
+    def __init__(self, connectors: Mapping[str, Connector], *, listen: bool = True) -> None:
+        """Fork the child; with `listen=False` its events are not read until `listen()` (a caller
+        forking several keeps its threads for after the last fork)."""
         self.names = list(connectors)
         self.peak_rss_mb: float | None = None   # the child's own peak, reported when it exits
         self._sources = {name: ReaderSource(self, name, c.request_count) for name, c in connectors.items()}
@@ -101,6 +103,11 @@ class ReaderProcess:
         commands_in.close()
         events_out.close()
         self._dispatcher = threading.Thread(target=self._dispatch, name="churnhub-reader-events", daemon=True)
+        if listen:
+            self.listen()
+
+    def listen(self) -> None:
+        """Start routing the child's events to its sources (a thread of this process)."""
         self._dispatcher.start()
 
     def source(self, name: str) -> ReaderSource:
@@ -117,7 +124,8 @@ class ReaderProcess:
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
-        self._dispatcher.join(CLOSE_SECONDS)
+        if self._dispatcher.is_alive():
+            self._dispatcher.join(CLOSE_SECONDS)
         self._commands.close()
         self._events.close()
 

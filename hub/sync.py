@@ -175,7 +175,7 @@ class SyncEngine:
         # with sleeps of up to 100 ms: our own connector threads take turns on a lock instead.
         self._writing: AbstractContextManager[Any] = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         # ...and during run() they share one connection: each SQLite connection grows its own page
-        # cache (16 MB, hub.db), and only one of them can write at a time anyway
+        # cache (8 MB, hub.db), and only one of them can write at a time anyway
         self._writer: Connection | None = None
         self.commit_records = commit_records
         self.commit_seconds = commit_seconds
@@ -225,19 +225,23 @@ class SyncEngine:
         holds), with the heap frozen: the children's garbage collector then leaves the objects they
         inherit alone, and those pages stay shared instead of copied.
         """
+        if not items:
+            return []
         count = max(1, min(len(items), most))
         groups = [dict(items[i::count]) for i in range(count)]
         started: list[ReaderProcess] = []
         gc.freeze()
         try:
             for group in groups:
-                started.append(ReaderProcess(group))
+                started.append(ReaderProcess(group, listen=False))
         except BaseException:
             for reader in started:
                 reader.close()
             raise
         finally:
             gc.unfreeze()
+        for reader in started:   # each listens on a thread of this process: only once all are forked
+            reader.listen()
         return started
 
     def run_stream(self, name: str, connector: Connector, stream: str, *, full: bool = False,

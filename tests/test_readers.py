@@ -258,3 +258,12 @@ def test_churnhub_sync_forks_a_reader_per_connector_up_to_the_cpus_but_one(monke
     monkeypatch.setenv("CHURNHUB_READER_PROCESSES", "many")
     with pytest.raises(ConfigError, match="CHURNHUB_READER_PROCESSES: expected a whole number.*'many'"):
         reader_processes(3)
+
+
+def test_several_reader_processes_sync_several_connectors(engine: Engine) -> None:
+    connectors = {"crm": NumberedConnector(40, 3), "billing": NumberedConnector(25, 4), "helpdesk": NumberedConnector(9, 2)}
+    engine_ = SyncEngine(engine, reader_processes=2)
+    summaries = engine_.run(StreamSelection(connectors, ["things"]))
+    assert sorted((s.connector, s.status, s.inserted) for s in summaries) == [
+        ("billing", "succeeded", 25), ("crm", "succeeded", 40), ("helpdesk", "succeeded", 9)]
+    assert len(engine_.reader_peaks_mb) == 2
