@@ -167,8 +167,8 @@ class SyncEngine:
                  commit_records: int = COMMIT_RECORDS, commit_seconds: float = COMMIT_SECONDS,
                  reader_processes: int = 0) -> None:
         self.engine = engine
-        # Threads (0) unless asked: a connector read in a forked child keeps nothing it learns there (its
-        # token, its request counter), which the caller must be content with.
+        # Threads (0) unless asked: what a connector learns while read in a forked child (its OAuth
+        # token, its rate-limit budget) stays in the child, which the caller must be content with.
         self.reader_processes = reader_processes if readers.supported() else 0
         self.reader_peaks_mb: list[float] = []   # peak RSS of each reader process of the last run
         # SQLite has one writer at a time, and a connection that finds the database locked polls
