@@ -70,7 +70,7 @@ def write_records(connection: Connection, connector: str, records: Sequence[Reco
     for (kind, _), row in latest.items():
         by_kind.setdefault(kind, []).append(row)
     counts = WriteCounts()
-    sql = _Statements.of(connection)
+    sql = Statements.of(connection)
     for kind, batch in by_kind.items():
         counts.add(_write_kind(connection, sql, connector, kind, batch, now, seen_run_id))
     return counts
@@ -83,7 +83,7 @@ COLUMNS = ("connector", "kind", "external_id", "account_ref", "data", "checksum"
 
 
 @dataclass(frozen=True)
-class _Statements:
+class Statements:
     """The page-write statements in the driver's own dialect, built once per dialect.
 
     Pages are written through the DBAPI cursor (`executemany`), not SQLAlchemy's compiled
@@ -92,14 +92,15 @@ class _Statements:
     """
 
     dialect: str
+    mark: str       # the driver's parameter marker
     upsert: str
     stamp: Any      # datetime -> what the driver stores (SQLite: SQLAlchemy's text form)
     flag: Any       # bool -> what the driver stores
 
     @staticmethod
-    def of(connection: Connection) -> _Statements:
+    def of(connection: Connection) -> Statements:
         dialect = connection.dialect
-        cached = _STATEMENTS.get(dialect.name)
+        cached = STATEMENTS_BY_DIALECT.get(dialect.name)
         if cached is not None:
             return cached
         if dialect.name == "postgresql":
@@ -114,20 +115,20 @@ class _Statements:
                   f"ON CONFLICT (connector, kind, external_id) DO UPDATE SET {updates}")
         stamp = source.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect) or _same
         flag = source.c.deleted.type.dialect_impl(dialect).bind_processor(dialect) or _same
-        statements = _Statements(dialect.name, upsert, stamp, flag)
-        _STATEMENTS[dialect.name] = statements
+        statements = Statements(dialect.name, mark, upsert, stamp, flag)
+        STATEMENTS_BY_DIALECT[dialect.name] = statements
         return statements
 
 
-_STATEMENTS: dict[str, _Statements] = {}
+STATEMENTS_BY_DIALECT: dict[str, Statements] = {}
 
 
 def _same(value: Any) -> Any:
     return value
 
 
-def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, ids: list[str]) -> dict[str, str]:
-    mark = "%s" if sql.dialect == "postgresql" else "?"
+def _stored_checksums(cursor: Any, sql: Statements, connector: str, kind: str, ids: list[str]) -> dict[str, str]:
+    mark = sql.mark
     cursor.execute(f"SELECT 1 FROM source_records WHERE connector = {mark} AND kind = {mark} LIMIT 1", (connector, kind))
     if cursor.fetchone() is None:   # a first sync of this kind: one probe instead of a lookup per id
         return {}
@@ -147,7 +148,7 @@ def _stored_checksums(cursor: Any, sql: _Statements, connector: str, kind: str, 
     return stored
 
 
-def _write_kind(connection: Connection, sql: _Statements, connector: str, kind: str,
+def _write_kind(connection: Connection, sql: Statements, connector: str, kind: str,
                 batch: list[PreparedRecord], now: datetime, seen_run_id: int | None) -> WriteCounts:
     counts = WriteCounts()
     raw = connection.connection.dbapi_connection
