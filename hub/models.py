@@ -74,6 +74,30 @@ class SourceRecord(Base):
     seen_run_id: Mapped[int | None] = mapped_column(Integer)  # last full run that saw it (vanish detection)
 
 
+class StagedRecord(Base):
+    """A record of a stream's first load, waiting to be merged into `source_records` (hub.staging).
+
+    Appending here is cheap whatever the ids look like; `source_records`' indexes are then
+    filled in key order when the stream's run ends, not one random id at a time.
+    """
+
+    __tablename__ = "staged_records"
+    __table_args__ = (Index("ix_staged_records_stream", "connector", "stream", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    stream: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(255))
+    account_ref: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[str] = mapped_column(Text)                  # the canonical JSON text, as prepared
+    checksum: Mapped[str] = mapped_column(String(32))
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    source_updated_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime]
+    seen_run_id: Mapped[int | None] = mapped_column(Integer)
+
+
 class Customer(Base):
     """The unified customer: one company across every connected system."""
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, update
 
-from hub import readers, store
+from hub import readers, staging, store
 from hub.connector import Connector
 from hub.errors import ConnectorError, QuotaExhaustedError
 from hub.models import SyncRun, utcnow
@@ -256,20 +256,26 @@ class SyncEngine:
         try:
             with self.engine.connect() as connection:
                 state = None if full else store.load_state(connection, name, stream)
+                staged = staging.should_stage(connection, name, stream, kinds)
             batches = commit_batches(source.read(stream, state), seen=reconciling, stop=self.stop,
                                      records=self.commit_records, seconds=self.commit_seconds)
-            with closing(batches):
-                for batch in batches:
-                    reconciling = reconciling or batch.seen
-                    summary.notes.extend(batch.notes)
-                    self._commit_batch(summary, batch, requests=source.request_count - requests_before)
-                    self.progress.page(summary)
-                    if self.stop.is_set():
-                        summary.status = "stopped"
-                        summary.notes.append("stopped on request after a committed page")
-                        break
-                else:
-                    summary.status = "succeeded"
+            try:
+                with closing(batches):
+                    for batch in batches:
+                        reconciling = reconciling or batch.seen
+                        summary.notes.extend(batch.notes)
+                        self._commit_batch(summary, batch, requests=source.request_count - requests_before,
+                                           staged=staged)
+                        self.progress.page(summary)
+                        if self.stop.is_set():
+                            summary.status = "stopped"
+                            summary.notes.append("stopped on request after a committed page")
+                            break
+                    else:
+                        summary.status = "succeeded"
+            finally:
+                if staged:   # however the read ended: what was read becomes visible
+                    self._merge_staged(summary, kinds)
             if summary.status == "succeeded" and reconciling:
                 with self.engine.begin() as connection:
                     vanished = store.mark_vanished(connection, name, kinds, summary.run_id, self.clock())
@@ -309,11 +315,16 @@ class SyncEngine:
             ).returning(runs.c.id)).scalar_one()
         return SyncRunSummary(name, stream, run_id, full, started_at=started)
 
-    def _commit_batch(self, summary: SyncRunSummary, batch: Batch, *, requests: int) -> None:
+    def _commit_batch(self, summary: SyncRunSummary, batch: Batch, *, requests: int, staged: bool) -> None:
         with self._writing, self._transaction() as connection:
             now = self.clock()
-            counts = store.write_records(connection, summary.connector, batch.records, now=now,
-                                         seen_run_id=summary.run_id if batch.seen else None)
+            seen_run_id = summary.run_id if batch.seen else None
+            if staged:
+                counts = staging.stage_records(connection, summary.connector, summary.stream, batch.records,
+                                               now=now, seen_run_id=seen_run_id)
+            else:
+                counts = store.write_records(connection, summary.connector, batch.records, now=now,
+                                             seen_run_id=seen_run_id)
             if self.lease_owner:  # fencing: a worker that lost its lease commits nothing
                 store.renew_lease(connection, summary.connector, summary.stream, self.lease_owner,
                                   now=now, lease_seconds=self.lease_seconds)
@@ -327,6 +338,27 @@ class SyncEngine:
             connection.execute(update(runs).where(runs.c.id == summary.run_id).values(
                 pages=summary.pages, inserted=summary.inserted, updated=summary.updated,
                 deleted=summary.deleted, requests=requests))
+
+    def _merge_staged(self, summary: SyncRunSummary, kinds: Sequence[str]) -> None:
+        """Merge the stream's staged first load, a chunk per transaction (other streams write in between).
+
+        A record staged twice was counted as inserted twice; the stored rows say how many were new.
+        """
+        with self.engine.connect() as connection:
+            before = staging.stored_count(connection, summary.connector, kinds)
+        merged = 0
+        while True:
+            with self._writing, self._transaction() as connection:
+                chunk = staging.merge_chunk(connection, summary.connector, summary.stream)
+            merged += chunk.rows
+            if chunk.rows < staging.MERGE_CHUNK:
+                break
+        with self.engine.connect() as connection:
+            new = staging.stored_count(connection, summary.connector, kinds) - before
+        repeated = min(max(0, merged - new), summary.inserted)
+        if repeated:
+            summary.inserted -= repeated
+            summary.updated += repeated
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -1,0 +1,161 @@
+"""First loads are staged and merged in key order (hub.staging), on SQLite and PostgreSQL.
+
+The connector serves a fixed list of pages with the page number as its state, so a test can
+repeat a record, send a tombstone after the record, or crash between pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, select
+
+from hub import CheckResult, Connector, Page, Record, Stream, staging, store
+from hub.models import SourceRecord, StagedRecord
+from hub.sync import StreamSelection, SyncEngine, SyncRunSummary
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+class PagedConnector(Connector):
+    """Serves `pages` in order; state is the number of pages read. `fail_at` raises before that page."""
+
+    streams = {"things": Stream("things", ("account",))}
+
+    def __init__(self, pages: list[list[Record]]) -> None:
+        self.pages = pages
+        self.fail_at: int | None = None
+        self.requests = 0
+
+    @property
+    def request_count(self) -> int:
+        return self.requests
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "ok")
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        start = (state or {}).get("pages", 0)
+        for number in range(start, len(self.pages)):
+            if number == self.fail_at:
+                raise RuntimeError("injected failure between pages")
+            self.requests += 1
+            yield Page(self.pages[number], {"pages": number + 1})
+
+    def execute(self, operation: str, params: BaseModel, *, idempotency_key: str) -> Any:
+        raise NotImplementedError
+
+
+def account(external_id: str, deleted: bool = False, **fields: Any) -> Record:
+    return Record("account", external_id, fields, deleted=deleted)
+
+
+def sync(engine: Engine, connector: Connector, *, full: bool = False, commit_records: int = 1) -> SyncRunSummary:
+    # one page per commit unless asked, so every page is a batch of its own
+    [summary] = SyncEngine(engine, commit_records=commit_records).run(StreamSelection({"crm": connector}), full=full)
+    return summary
+
+
+def stored(engine: Engine) -> dict[str, tuple[dict[str, Any], bool]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(SourceRecord.external_id, SourceRecord.data, SourceRecord.deleted)).all()
+    return {external_id: (data, deleted) for external_id, data, deleted in rows}
+
+
+def staged_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(StagedRecord)).scalar_one()
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merge three staged rows at a time, so a merge takes several transactions."""
+    monkeypatch.setattr(staging, "MERGE_CHUNK", 3)
+
+
+def test_a_first_load_is_staged_then_merged_and_a_second_sync_is_not(engine: Engine, small_chunks: None) -> None:
+    ids = ["in_Zq", "in_a1", "in_M0", "in_b7", "in_00", "in_zz", "in_Kk"]   # in no useful order, like Stripe's
+    connector = PagedConnector([[account(i, name=i.upper())] for i in ids])
+    first = sync(engine, connector)
+    assert (first.status, first.inserted, first.updated) == ("succeeded", 7, 0)
+    assert stored(engine) == {i: ({"name": i.upper()}, False) for i in ids}
+    assert staged_rows(engine) == 0
+    with engine.connect() as connection:
+        assert not staging.should_stage(connection, "crm", "things", ["account"])
+    connector.pages.append([account("in_new", name="NEW"), account("in_a1", name="RENAMED")])
+    second = sync(engine, connector)
+    assert (second.inserted, second.updated) == (1, 1)
+    assert staged_rows(engine) == 0
+    assert stored(engine)["in_a1"] == ({"name": "RENAMED"}, False)
+
+
+def test_a_record_read_twice_keeps_the_later_version_and_counts_once(engine: Engine, small_chunks: None) -> None:
+    connector = PagedConnector([
+        [account("a", name="first"), account("b", name="B")],
+        [account("c", name="C"), account("a", name="second")],
+        [account("d", name="D"), account("a", name="third")],
+    ])
+    summary = sync(engine, connector)
+    assert (summary.inserted, summary.updated) == (4, 2)
+    assert stored(engine)["a"] == ({"name": "third"}, False)
+    with engine.connect() as connection:
+        digest = connection.execute(select(SourceRecord.checksum).where(SourceRecord.external_id == "a")).scalar_one()
+    assert digest == store.checksum({"name": "third"}, False)
+
+
+def test_a_bare_tombstone_after_the_record_keeps_what_was_known(engine: Engine, small_chunks: None) -> None:
+    connector = PagedConnector([
+        [account("a", name="Acme", account_id="parent-1"), account("b", name="B")],
+        [account("a", deleted=True)],                       # deleted, with no fields
+        [account("b", deleted=True, name="B at deletion")],  # deleted, with what it said last
+        [account("c", deleted=True)],                       # never seen with fields
+    ])
+    sync(engine, connector)
+    rows = stored(engine)
+    assert rows["a"] == ({"name": "Acme", "account_id": "parent-1"}, True)
+    assert rows["b"] == ({"name": "B at deletion"}, True)
+    assert rows["c"] == ({}, True)
+    with engine.connect() as connection:
+        [parent] = connection.execute(select(SourceRecord.account_ref).where(SourceRecord.external_id == "a")).one()
+    assert parent == "parent-1"
+
+
+def test_a_failed_first_load_makes_what_it_read_visible_and_resumes_after_it(engine: Engine) -> None:
+    connector = PagedConnector([[account(f"a{p}{n}", n=n) for n in range(2)] for p in range(5)])
+    connector.fail_at = 3
+    failed = sync(engine, connector)
+    assert failed.status == "failed"
+    assert len(stored(engine)) == 6 and staged_rows(engine) == 0
+    connector.fail_at = None
+    resumed = sync(engine, connector)
+    assert (resumed.status, resumed.inserted, resumed.updated, resumed.requests) == ("succeeded", 4, 0, 2)
+    assert len(stored(engine)) == 10
+
+
+def test_rows_staged_before_a_crash_are_merged_by_the_next_run(engine: Engine, small_chunks: None) -> None:
+    """A crash between a committed batch and the merge: the rows and the state are committed, nothing merged."""
+    connector = PagedConnector([[account(f"a{p}{n}", n=n) for n in range(2)] for p in range(4)])
+    with engine.begin() as connection:
+        staging.stage_records(connection, "crm", "things", connector.pages[0] + connector.pages[1], now=NOW,
+                              seen_run_id=None)
+        store.save_state(connection, "crm", "things", {"pages": 2}, NOW)
+    assert stored(engine) == {} and staged_rows(engine) == 4
+    summary = sync(engine, connector)
+    assert (summary.status, summary.requests) == ("succeeded", 2)   # only the pages after the crash
+    assert sorted(stored(engine)) == sorted(r.external_id for page in connector.pages for r in page)
+    assert staged_rows(engine) == 0
+
+
+def test_a_full_read_over_rows_left_staged_marks_the_unseen_ones_vanished(engine: Engine) -> None:
+    """Staged rows of a crashed run are merged before the full read's reconciliation, not after it."""
+    with engine.begin() as connection:
+        staging.stage_records(connection, "crm", "things", [account("a", name="A"), account("b", name="B")],
+                              now=NOW, seen_run_id=None)
+    connector = PagedConnector([[account("a", name="A2")]])
+    summary = sync(engine, connector, full=True)
+    assert summary.status == "succeeded" and summary.deleted == 1
+    assert stored(engine) == {"a": ({"name": "A2"}, False), "b": ({"name": "B"}, True)}
