@@ -6,13 +6,16 @@ next run resumes after the last committed page. A stop request (SIGTERM) commits
 far and stops before the next page. Connectors run concurrently,
 one thread each; the streams of one connector run one after another (they share its rate limit).
 With `reader_processes`, the connectors are read in forked processes (`hub.readers`) that map
-and prepare the records, and this process only writes them.
+and prepare the records, and this process only writes them. What follows a stream's read (merging
+a staged first load, marking what vanished, closing the run) is done by a `Finisher` thread, so the
+connector's next stream reads meanwhile; `run` returns once every stream is finished.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -158,6 +161,74 @@ def commit_batches(pages: Iterable[Page | PreparedPage], *, seen: bool, stop: th
         yield batch
 
 
+@dataclass
+class StreamRun:
+    """A stream run between its read and its finish (see `SyncEngine.finish_stream`)."""
+
+    summary: SyncRunSummary
+    kinds: Sequence[str]
+    source: PageSource
+    requests_before: int
+    reconciling: bool            # a full read: what it did not see vanished upstream
+    staged: bool = False         # a first load: its pages wait in staged_records for the merge
+
+
+class Finisher:
+    """Finishes stream runs on a thread of its own, in the order they are handed over.
+
+    Merging a first load of a million records takes half a minute; done by the connector's own
+    thread it would hold back the connector's next stream, which can read meanwhile.
+    """
+
+    def __init__(self, finish: Callable[[StreamRun], None]) -> None:
+        self._finish = finish
+        self._runs: queue.Queue[StreamRun | None] = queue.Queue()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="sync-finisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, run: StreamRun) -> None:
+        self._runs.put(run)
+
+    def close(self) -> None:
+        """Wait until every run handed over is finished; re-raise what finishing one raised."""
+        self._runs.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _work(self) -> None:
+        while (run := self._runs.get()) is not None:
+            try:
+                self._finish(run)
+            except BaseException as exc:  # noqa: BLE001 - raised again by close(), in the caller's thread
+                self._failure = self._failure or exc
+
+
+class TurnLock:
+    """A lock granted in the order it was asked for (threading.Lock favours whoever releases it).
+
+    The SQLite writer is shared by the connectors' batches and the finisher's merge chunks: a
+    merge must not take turn after turn while a batch, and the reader behind it, waits.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._changed.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._serving += 1
+            self._changed.notify_all()
+
+
 class SyncEngine:
     def __init__(self, engine: Engine, *, progress: SyncProgress | None = None,
                  stop: threading.Event | None = None,
@@ -171,9 +242,10 @@ class SyncEngine:
         # token, its rate-limit budget) stays in the child, which the caller must be content with.
         self.reader_processes = reader_processes if readers.supported() else 0
         self.reader_peaks_mb: list[float] = []   # peak RSS of each reader process of the last run
+        self.reader_cpu_seconds: list[float] = []   # and the CPU time each used
         # SQLite has one writer at a time, and a connection that finds the database locked polls
         # with sleeps of up to 100 ms: our own connector threads take turns on a lock instead.
-        self._writing: AbstractContextManager[Any] = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        self._writing: AbstractContextManager[Any] = TurnLock() if engine.dialect.name == "sqlite" else nullcontext()
         # ...and during run() they share one connection: each SQLite connection grows its own page
         # cache (8 MB, hub.db), and only one of them can write at a time anyway
         self._writer: Connection | None = None
@@ -198,15 +270,21 @@ class SyncEngine:
             for stream in selection.streams_of(connector):
                 if self.stop.is_set():
                     break
-                results.append(self.run_stream(name, connector, stream, full=full, reader=reading.get(name)))
+                results.append(self.run_stream(name, connector, stream, full=full, reader=reading.get(name),
+                                               finisher=finisher))
             return results
 
-        self.reader_peaks_mb = []
+        self.reader_peaks_mb, self.reader_cpu_seconds = [], []
         if self.engine.dialect.name == "sqlite":
             self._writer = self.engine.connect()
+        finisher = Finisher(self.finish_stream)
         try:
-            with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
-                return [summary for batch in pool.map(run_connector, items) for summary in batch]
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
+                    summaries = [summary for batch in pool.map(run_connector, items) for summary in batch]
+            finally:
+                finisher.close()
+            return summaries
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -215,6 +293,8 @@ class SyncEngine:
                 process.close()
                 if process.peak_rss_mb is not None:
                     self.reader_peaks_mb.append(process.peak_rss_mb)
+                if process.cpu_seconds is not None:
+                    self.reader_cpu_seconds.append(process.cpu_seconds)
 
     @staticmethod
     def _start_readers(items: Sequence[tuple[str, Connector]], most: int) -> list[ReaderProcess]:
@@ -245,66 +325,95 @@ class SyncEngine:
         return started
 
     def run_stream(self, name: str, connector: Connector, stream: str, *, full: bool = False,
-                   reader: PageSource | None = None) -> SyncRunSummary:
-        """Run one stream of `connector`, read from `reader` if given (its source in a ReaderProcess)."""
+                   reader: PageSource | None = None, finisher: Finisher | None = None) -> SyncRunSummary:
+        """Run one stream of `connector`, read from `reader` if given (its source in a ReaderProcess).
+
+        With a `finisher`, what follows the read (merging a first load, marking what vanished,
+        closing the run) is handed to it, and the summary is final once the finisher is closed.
+        """
         summary = self._open_run(name, stream, full)
         self.progress.started(name, stream)
-        kinds = connector.streams[stream].kinds
         source: PageSource = reader if reader is not None else connector
-        reconciling = full
-        requests_before = source.request_count
+        run = StreamRun(summary, connector.streams[stream].kinds, source, source.request_count, reconciling=full)
         try:
-            with self.engine.connect() as connection:
-                state = None if full else store.load_state(connection, name, stream)
-                staged = staging.should_stage(connection, name, stream, kinds)
-            batches = commit_batches(source.read(stream, state), seen=reconciling, stop=self.stop,
-                                     records=self.commit_records, seconds=self.commit_seconds)
             try:
-                with closing(batches):
-                    for batch in batches:
-                        reconciling = reconciling or batch.seen
-                        summary.notes.extend(batch.notes)
-                        self._commit_batch(summary, batch, requests=source.request_count - requests_before,
-                                           staged=staged)
-                        self.progress.page(summary)
-                        if self.stop.is_set():
-                            summary.status = "stopped"
-                            summary.notes.append("stopped on request after a committed page")
-                            break
-                    else:
-                        summary.status = "succeeded"
-            finally:
-                if staged:   # however the read ended: what was read becomes visible
-                    self._merge_staged(summary, kinds)
-            if summary.status == "succeeded" and reconciling:
-                with self.engine.begin() as connection:
-                    vanished = store.mark_vanished(connection, name, kinds, summary.run_id, self.clock())
-                summary.deleted += vanished
-                if vanished:
-                    summary.notes.append(f"{vanished} record(s) vanished upstream and were marked deleted")
-        except store.LeaseLost as exc:
-            summary.status = "stopped"
-            summary.error = str(exc)
-        except QuotaExhaustedError as exc:
-            summary.status = "stopped"
-            summary.error = str(exc)
-        except ConnectorError as exc:
-            summary.status = "failed"
-            summary.error = str(exc)
-        except Exception as exc:  # a bug in one connector must not stop the others; keep the trace
-            summary.status = "failed"
-            summary.error = f"{type(exc).__name__}: {exc}"
-            log.exception("stream %s.%s failed", name, stream)
+                with self._recording(summary):
+                    self._read_stream(run)
+            finally:   # counted now: the connector's next stream may be reading by the time this one finishes
+                summary.requests = source.request_count - run.requests_before
+        except BaseException:   # interrupted (Ctrl-C): what was committed is merged and the run closed, here
+            self.finish_stream(run)
+            raise
+        if finisher is None:
+            self.finish_stream(run)
+        else:
+            finisher.submit(run)
+        return summary
+
+    def _read_stream(self, run: StreamRun) -> None:
+        """Commit the stream's pages batch by batch; sets the status the read ended with."""
+        summary = run.summary
+        with self.engine.connect() as connection:
+            state = None if summary.full else store.load_state(connection, summary.connector, summary.stream)
+            run.staged = staging.should_stage(connection, summary.connector, summary.stream, run.kinds)
+        batches = commit_batches(run.source.read(summary.stream, state), seen=run.reconciling, stop=self.stop,
+                                 records=self.commit_records, seconds=self.commit_seconds)
+        with closing(batches):
+            for batch in batches:
+                run.reconciling = run.reconciling or batch.seen
+                summary.notes.extend(batch.notes)
+                self._commit_batch(summary, batch, requests=run.source.request_count - run.requests_before,
+                                   staged=run.staged)
+                self.progress.page(summary)
+                if self.stop.is_set():
+                    summary.status = "stopped"
+                    summary.notes.append("stopped on request after a committed page")
+                    return
+        summary.status = "succeeded"
+
+    def finish_stream(self, run: StreamRun) -> None:
+        """After the read, however it ended: merge what was staged, reconcile a complete full read, close the run."""
+        summary = run.summary
+        try:
+            with self._recording(summary):
+                if run.staged:   # what was read becomes visible, even when the read failed
+                    self._merge_staged(summary, run.kinds)
+                if summary.status == "succeeded" and run.reconciling:
+                    with self._writing, self._transaction() as connection:
+                        vanished = store.mark_vanished(connection, summary.connector, run.kinds, summary.run_id,
+                                                       self.clock())
+                    summary.deleted += vanished
+                    if vanished:
+                        summary.notes.append(f"{vanished} record(s) vanished upstream and were marked deleted")
         finally:
             if summary.status == "running":
                 summary.status = "failed"
                 summary.error = summary.error or "interrupted"
-            summary.requests = source.request_count - requests_before
             self._close_run(summary)
             self.progress.finished(summary)
             if self.on_finished:
                 self.on_finished(summary)
-        return summary
+
+    @contextmanager
+    def _recording(self, summary: SyncRunSummary) -> Iterator[None]:
+        """Turn what a step of the stream raised into its summary's status; the first error is the one kept."""
+        try:
+            yield
+            return
+        except store.LeaseLost as exc:
+            status, error = "stopped", str(exc)
+        except QuotaExhaustedError as exc:
+            status, error = "stopped", str(exc)
+        except ConnectorError as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:  # a bug in one connector must not stop the others; keep the trace
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("stream %s.%s failed", summary.connector, summary.stream)
+        if summary.error is None:
+            summary.status, summary.error = status, error
+        else:
+            summary.status = "failed" if "failed" in (status, summary.status) else summary.status
+            summary.notes.append(f"then: {error}")
 
     def _open_run(self, name: str, stream: str, full: bool) -> SyncRunSummary:
         started = self.clock()

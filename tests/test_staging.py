@@ -6,6 +6,8 @@ repeat a record, send a tombstone after the record, or crash between pages.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from hub import CheckResult, Connector, Page, Record, Stream, staging, store
 from hub.models import SourceRecord, StagedRecord
-from hub.sync import StreamSelection, SyncEngine, SyncRunSummary
+from hub.sync import StreamSelection, SyncEngine, SyncRunSummary, TurnLock
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -64,6 +66,11 @@ def stored(engine: Engine) -> dict[str, tuple[dict[str, Any], bool]]:
     with engine.connect() as connection:
         rows = connection.execute(select(SourceRecord.external_id, SourceRecord.data, SourceRecord.deleted)).all()
     return {external_id: (data, deleted) for external_id, data, deleted in rows}
+
+
+def stored_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
 
 
 def staged_rows(engine: Engine) -> int:
@@ -159,3 +166,87 @@ def test_a_full_read_over_rows_left_staged_marks_the_unseen_ones_vanished(engine
     summary = sync(engine, connector, full=True)
     assert summary.status == "succeeded" and summary.deleted == 1
     assert stored(engine) == {"a": ({"name": "A2"}, False), "b": ({"name": "B"}, True)}
+
+
+class TwoStreams(PagedConnector):
+    """`things` (accounts) and `others` (contacts): the same pages, of their own kinds."""
+
+    streams = {"things": Stream("things", ("account",)), "others": Stream("others", ("contact",))}
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        for page in super().read(stream, state):
+            kind = self.streams[stream].kinds[0]
+            yield Page([Record(kind, r.external_id, r.fields) for r in page.records], page.state)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def started(self, connector: str, stream: str) -> None:
+        self.seen.append(("started", stream))
+
+    def page(self, summary: SyncRunSummary) -> None: ...
+
+    def finished(self, summary: SyncRunSummary) -> None:
+        self.seen.append(("finished", summary.stream))
+
+
+def test_the_next_stream_reads_while_the_last_first_load_is_merged(engine: Engine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    merge = staging.merge_chunk
+
+    def slow_merge(*args: Any, **kwargs: Any) -> staging.MergedChunk:
+        time.sleep(0.3)
+        return merge(*args, **kwargs)
+
+    monkeypatch.setattr(staging, "merge_chunk", slow_merge)
+    events = Events()
+    connector = TwoStreams([[account("a1"), account("a2")], [account("a3")]])
+    summaries = SyncEngine(engine, progress=events).run(StreamSelection({"crm": connector}))
+    assert events.seen == [("started", "things"), ("started", "others"), ("finished", "things"),
+                           ("finished", "others")]
+    # final when run() returns: merged, counted, closed
+    assert [(s.stream, s.status, s.inserted, s.requests, s.finished_at is not None) for s in summaries] == \
+        [("things", "succeeded", 3, 2, True), ("others", "succeeded", 3, 2, True)]
+    assert stored_rows(engine) == 6 and staged_rows(engine) == 0
+
+
+def test_a_merge_that_fails_fails_its_stream_only_and_keeps_the_rows_staged(engine: Engine,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    merge = staging.merge_chunk
+
+    def failing_merge(connection: Any, connector: str, stream: str, **kwargs: Any) -> staging.MergedChunk:
+        if stream == "things":
+            raise RuntimeError("disk full")
+        return merge(connection, connector, stream, **kwargs)
+
+    monkeypatch.setattr(staging, "merge_chunk", failing_merge)
+    connector = TwoStreams([[account("a1"), account("a2")]])
+    things, others = SyncEngine(engine).run(StreamSelection({"crm": connector}))
+    assert (things.status, things.error) == ("failed", "RuntimeError: disk full")
+    assert others.status == "succeeded"
+    assert staged_rows(engine) == 2   # still staged: the next run merges them
+    monkeypatch.setattr(staging, "merge_chunk", merge)
+    [again] = SyncEngine(engine).run(StreamSelection({"crm": connector}, ["things"]))
+    assert again.status == "succeeded" and staged_rows(engine) == 0 and stored_rows(engine) == 4
+
+
+def test_the_sqlite_writer_is_granted_in_the_order_it_was_asked_for() -> None:
+    lock, order = TurnLock(), []
+
+    def take(number: int) -> None:
+        with lock:
+            order.append(number)
+
+    threads = []
+    with lock:
+        for number in range(5):
+            thread = threading.Thread(target=take, args=(number,))
+            thread.start()
+            threads.append(thread)
+            while lock._next_ticket < number + 2:   # this one is waiting before the next asks
+                time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    assert order == [0, 1, 2, 3, 4]
