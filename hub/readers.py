@@ -15,22 +15,27 @@ are read again next time.
         reader.close()
 
 The child is forked, so it starts in milliseconds with the configured connectors and their
-imports. Each connector may run at most `AHEAD_RECORDS` records ahead of the writer (the writer
+imports. Each connector may send at most `AHEAD_RECORDS` records ahead of the writer (the writer
 acknowledges each page it takes), which bounds the memory of both sides and lets a reader go on
-while the writer commits. The child ignores SIGINT
+while the writer commits. When the writer takes nothing for a while (it is merging a first load),
+the reader goes on reading into a spool, a temporary file of up to `SPOOL_RECORDS` packed records,
+and sends from it first as the writer catches up. The child ignores SIGINT
 and SIGTERM: the parent decides when to stop (it cancels the read), and the child exits when told
 to, or when its command pipe closes because the parent is gone.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import multiprocessing
 import os
 import pickle
 import queue
+import resource
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -46,6 +51,10 @@ from hub.prepared import PreparedRecord, prepare
 AHEAD_RECORDS = 3000  # records a connector may be read ahead of the writer: a commit batch and a half
 CLOSE_SECONDS = 10.0  # how long the child may take to finish its pages and exit before it is killed
 TRIM_SECONDS = 0.5    # how often each side gives freed heap pages back to the system
+# The child's connector threads share one GIL: a thread whose response has arrived waits for the
+# running one to let go, 5 ms by default, and with three connectors that wait was paid on most pages.
+SWITCH_SECONDS = 0.001
+SPOOL_RECORDS = 250_000   # records a connector may read beyond AHEAD_RECORDS, spooled to a temporary file
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,7 @@ class ReaderProcess:
         forking several keeps its threads for after the last fork)."""
         self.names = list(connectors)
         self.peak_rss_mb: float | None = None   # the child's own peak, reported when it exits
+        self.cpu_seconds: float | None = None   # the child's own CPU time (user + system), likewise
         self._sources = {name: ReaderSource(self, name, c.request_count) for name, c in connectors.items()}
         self._sending = threading.Lock()          # engine threads share the command pipe
         context = multiprocessing.get_context("fork")
@@ -143,7 +153,7 @@ class ReaderProcess:
                 break
             trimmer.maybe()
             if event[1] == "exited":
-                self.peak_rss_mb = event[2]
+                self.peak_rss_mb, self.cpu_seconds = event[2], event[3]
             else:
                 self._sources[event[0]].events.put(event[1:])
         for source in self._sources.values():
@@ -229,14 +239,68 @@ class _Outbox:
         self.lock = threading.Lock()
         self.trimmer = HeapTrimmer()
 
+    @staticmethod
+    def pack(*event: Any) -> bytes:
+        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+
     def send(self, *event: Any) -> None:
-        payload = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        self.send_packed(self.pack(*event))
+
+    def send_packed(self, payload: bytes) -> None:
         with self.lock:
             self.trimmer.maybe()
             try:
                 self.events.send_bytes(payload)
             except (BrokenPipeError, OSError):   # the parent is gone: nobody will read what we read
                 os._exit(0)
+
+
+class _Spool:
+    """Pages read beyond the credit, packed, in order, in an unnamed temporary file.
+
+    The writer stops taking pages while it merges a first load (seconds at a time); the reader
+    goes on reading into the spool instead of waiting, and memory stays bounded. Nothing here is
+    durable, nor needs to be: a page the writer did not commit is read again by the next sync.
+    """
+
+    def __init__(self) -> None:
+        self._file: Any = None
+        self._pages: collections.deque[tuple[int, int]] = collections.deque()   # (bytes, records)
+        self._read_at = self._write_at = 0
+        self.records = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._pages)
+
+    def append(self, payload: bytes, records: int) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="churnhub-spool-")
+        os.pwrite(self._file.fileno(), payload, self._write_at)
+        self._write_at += len(payload)
+        self._pages.append((len(payload), records))
+        self.records += records
+
+    def first_records(self) -> int:
+        return self._pages[0][1]
+
+    def pop(self) -> bytes:
+        size, records = self._pages.popleft()
+        payload = os.pread(self._file.fileno(), size, self._read_at)
+        self._read_at += size
+        self.records -= records
+        if not self._pages:   # empty again: start the file over rather than let it grow
+            self._file.truncate(0)
+            self._read_at = self._write_at = 0
+        return payload
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _Cancelled(Exception):
+    """The parent cancelled the read."""
 
 
 class _Credit:
@@ -248,12 +312,18 @@ class _Credit:
         self.cancelled = False
         self.changed = threading.Condition()
 
-    def take(self, records: int) -> bool:
-        """Wait for room (a page always fits once nothing is out); False if the read was cancelled."""
+    def take(self, records: int, *, wait: bool = True) -> bool:
+        """Take room for a page (one always fits once nothing is out), waiting for it unless `wait`
+        is False; raises _Cancelled once the read is cancelled."""
         with self.changed:
-            self.changed.wait_for(lambda: self.cancelled or self.out < AHEAD_RECORDS)
+            if wait:
+                self.changed.wait_for(lambda: self.cancelled or self.out < AHEAD_RECORDS)
+            if self.cancelled:
+                raise _Cancelled
+            if self.out >= AHEAD_RECORDS:
+                return False
             self.out += records
-            return not self.cancelled
+            return True
 
     def give(self, records: int) -> None:
         with self.changed:
@@ -267,7 +337,8 @@ class _Credit:
 
 
 class _ConnectorThread:
-    """Reads one connector in the child: one stream at a time, at most AHEAD_RECORDS unacknowledged.
+    """Reads one connector in the child: one stream at a time, at most AHEAD_RECORDS unacknowledged
+    (and up to SPOOL_RECORDS more spooled).
 
     Reads are numbered by the parent, and an acknowledgement or a cancel names its read: one that
     arrives after its read ended must not touch the next (a cancel would end it as if it were empty).
@@ -309,22 +380,51 @@ class _ConnectorThread:
         self.connector.close()
 
     def read(self, stream: str, state: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        """Send the pages of one read; return its last event (end, cancelled or error)."""
+        """Send the pages of one read (spooling what the credit has no room for); return its last event."""
         connector = self.connector
         pages = connector.read(stream, state)
+        spool = _Spool()
         try:
-            for page in pages:
-                if not self.credit.take(len(page.records)):
-                    return ("cancelled", connector.request_count)
-                self.outbox.send(self.name, "page", [prepare(record) for record in page.records], page.state,
-                                 tuple(page.notes), page.full_refresh, connector.request_count)
-            return ("end", connector.request_count)
-        except Exception as exc:  # noqa: BLE001 - the parent raises it where the stream is run
-            return ("error", _portable(exc), connector.request_count)
+            try:
+                for page in pages:
+                    payload = self.outbox.pack(self.name, "page", [prepare(record) for record in page.records],
+                                               page.state, tuple(page.notes), page.full_refresh,
+                                               connector.request_count)
+                    self._offer(spool, payload, len(page.records))
+                ending: tuple[Any, ...] = ("end", connector.request_count)
+            except _Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the parent raises it where the stream is run
+                ending = ("error", _portable(exc), connector.request_count)
+            self._drain(spool, wait=True)   # every page read goes before the read's last event
+            return ending
+        except _Cancelled:
+            return ("cancelled", connector.request_count)
         finally:
+            spool.close()
             close = getattr(pages, "close", None)
             if close is not None:
                 close()
+
+    def _offer(self, spool: _Spool, payload: bytes, records: int) -> None:
+        """Send a page if the credit has room and nothing waits before it, else spool it."""
+        self._drain(spool, wait=False)
+        if not spool and self.credit.take(records, wait=False):
+            self.outbox.send_packed(payload)
+            return
+        while spool.records >= SPOOL_RECORDS:   # the spool is full too: wait for the writer
+            self._send_first(spool, wait=True)
+        spool.append(payload, records)
+
+    def _drain(self, spool: _Spool, *, wait: bool) -> None:
+        while spool and self._send_first(spool, wait=wait):
+            pass
+
+    def _send_first(self, spool: _Spool, *, wait: bool) -> bool:
+        if not self.credit.take(spool.first_records(), wait=wait):
+            return False
+        self.outbox.send_packed(spool.pop())
+        return True
 
 
 def _serve(connectors: dict[str, Connector], commands: Connection, events: Connection,
@@ -332,6 +432,7 @@ def _serve(connectors: dict[str, Connector], commands: Connection, events: Conne
     """The child's command loop; the reading happens in one thread per connector."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.setswitchinterval(SWITCH_SECONDS)
     for end in parent_ends:   # so that the parent closing its ends reaches us as end-of-file
         end.close()
     outbox = _Outbox(events)
@@ -357,7 +458,8 @@ def _serve(connectors: dict[str, Connector], commands: Connection, events: Conne
             reader.reads.put(None)
         for reader in threads.values():
             reader.thread.join(CLOSE_SECONDS)
-    outbox.send(None, "exited", _peak_rss_mb())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    outbox.send(None, "exited", _peak_rss_mb(), usage.ru_utime + usage.ru_stime)
 
 
 def _portable(exc: Exception) -> Exception:

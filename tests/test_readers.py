@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine, select
 
@@ -93,6 +94,7 @@ def test_pages_come_prepared_with_state_notes_and_request_count() -> None:
     finally:
         reader.close()
     assert reader.peak_rss_mb is not None and reader.peak_rss_mb > 0
+    assert reader.cpu_seconds is not None and reader.cpu_seconds > 0
 
 
 def test_a_connector_error_is_raised_in_the_parent_with_its_type_and_the_childs_trace() -> None:
@@ -159,6 +161,37 @@ def test_a_cancel_that_arrives_after_its_read_ended_does_not_touch_the_next_read
         assert [p.state for p in following] == [{"offset": 3}, {"offset": 6}]
     finally:
         reader.close()
+
+
+class StampedConnector(NumberedConnector):
+    """Each record says when the child read it (CLOCK_MONOTONIC is the same clock in both processes)."""
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        for page in super().read(stream, state):
+            now = time.monotonic()
+            yield Page([Record(r.kind, r.external_id, {**r.fields, "read_at": now}) for r in page.records], page.state)
+
+
+@pytest.mark.parametrize("spool_records", [250_000, 1_000])
+def test_a_reader_reads_on_into_its_spool_while_the_writer_is_busy(monkeypatch: pytest.MonkeyPatch,
+                                                                   spool_records: int) -> None:
+    monkeypatch.setattr("hub.readers.SPOOL_RECORDS", spool_records)   # before the fork: the child has it
+    reader = ReaderProcess({"crm": StampedConnector(count=10_000, page_size=100)})
+    try:
+        pages = reader.source("crm").read("things", None)
+        first = next(pages)
+        time.sleep(1.0)   # the writer merging: it takes no page for a while
+        woke = time.monotonic()
+        rest = list(pages)
+    finally:
+        reader.close()
+    states = [page.state for page in [first, *rest]]
+    assert states == [{"offset": n} for n in range(100, 10_001, 100)]   # every page, in order, once
+    last_read = orjson.loads(rest[-1].records[-1][3])["read_at"]
+    if spool_records > 10_000:
+        assert last_read < woke   # read to the end beyond the credit (3,000 records) while nothing was taken
+    else:
+        assert last_read > woke   # credit and spool full: the reader waited for the writer
 
 
 def test_close_in_the_middle_of_a_read_returns_promptly() -> None:
