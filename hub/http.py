@@ -244,6 +244,7 @@ class ApiClient:
         self._map_error = error_mapper or (lambda r: error_for_status(r, default_error_message(r)))
         self._should_retry = should_retry
         self.request_count = 0
+        self._counting = threading.Lock()
         self.http = httpx.Client(
             base_url=base_url,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
@@ -293,7 +294,8 @@ class ApiClient:
                  kwargs: dict[str, Any]) -> httpx.Response:
         for limiter in limiters:
             limiter.acquire()
-        self.request_count += 1
+        with self._counting:   # a list's next page may be fetched on a thread of its own
+            self.request_count += 1
         try:
             response = self.http.request(method, url, **kwargs)
         except (httpx.TransportError, httpx.DecodingError) as exc:

@@ -11,11 +11,45 @@ The paging loop lives once, in `paginate`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hub.errors import TransientError
 from hub.http import ApiClient, redact
+
+T = TypeVar("T")
+
+
+class Ahead(Generic[T]):
+    """One call run ahead on a thread of its own: `start(fetch, ...)` now, `result()` when needed.
+
+    A cursor-paged list can ask for its next page as soon as it has parsed this one and map this
+    one while the API answers; waiting on the socket releases the GIL, so the two overlap. The
+    requests are the same, in the same order, one at a time. Use it in a `with` block: leaving
+    it waits for a call still running, so none outlives the read that started it.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnhub-ahead")
+        self._pending: Future[T] | None = None
+
+    def start(self, call: Callable[..., T], *args: Any) -> None:
+        assert self._pending is None, "one call ahead at a time"
+        self._pending = self._pool.submit(call, *args)
+
+    def result(self) -> T:
+        """What the call returned (or raise what it raised)."""
+        assert self._pending is not None, "nothing was started"
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def __enter__(self) -> Ahead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pending = None
+        self._pool.shutdown(wait=True)
 
 
 def json_path(body: Any, path: str) -> Any:

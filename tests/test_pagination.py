@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import pytest
 
 from hub import ApiClient, CursorFromLastItem, NextUrl, Offset, RetryPolicy, TransientError, paginate
+from hub.pagination import Ahead
 
 OBJECTS = [{"id": f"obj_{n:02d}"} for n in range(7)]
 
@@ -120,3 +124,29 @@ def test_a_page_that_is_not_json_is_a_transient_error_without_secrets():
     with pytest.raises(TransientError, match="not JSON") as caught:
         list(paginate(client, "/v1/things", CursorFromLastItem(), items=lambda b: b["data"]))
     assert "sk_secret_value" not in str(caught.value)
+
+
+def test_ahead_runs_the_next_call_while_the_caller_works_and_hands_back_its_error() -> None:
+    answered = threading.Event()
+
+    def fetch(number: int) -> int:
+        if number == 3:
+            raise TransientError("upstream 503")
+        answered.set()
+        return number
+
+    with Ahead[int]() as ahead:
+        ahead.start(fetch, 1)
+        assert answered.wait(2.0)   # running before anyone asked for it
+        assert ahead.result() == 1
+        ahead.start(fetch, 3)
+        time.sleep(0.01)
+        with pytest.raises(TransientError, match="upstream 503"):
+            ahead.result()
+
+
+def test_leaving_ahead_waits_for_the_call_still_running() -> None:
+    finished = []
+    with Ahead[None]() as ahead:
+        ahead.start(lambda: (time.sleep(0.2), finished.append(True)) and None)
+    assert finished == [True]

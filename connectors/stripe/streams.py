@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hub import Kind, Page, PermanentError, Record
+from hub.pagination import Ahead
 
 from .client import StripeClient
 from .mapping import (
@@ -160,20 +161,23 @@ class StreamReader:
             anchor = (EventsCursor(newest[0]["id"], int(newest[0]["created"]), started) if newest
                       else EventsCursor(None, started - CLOCK_MARGIN, started))
             state = StreamState("backfill", anchor)
-        while True:
-            body = self._list_after(state)
-            items = body.get("data") or []
-            records = self._map_listed(items)
-            done = not items or not body.get("has_more")
-            if done:
-                state = StreamState("events", state.events)
-            else:
-                state = replace(state, cursor=items[-1]["id"], cursor_created=int(items[-1]["created"]))
-            yield Page(records, state.as_dict(), notes=notes, requests=self.client.request_count - before,
-                       full_refresh=refreshing)
-            before, notes = self.client.request_count, ()
-            if done:
-                return state
+        with Ahead[dict[str, Any]]() as ahead:
+            ahead.start(self._list_after, state)
+            while True:
+                body = ahead.result()
+                items = body.get("data") or []
+                done = not items or not body.get("has_more")
+                if done:
+                    state = StreamState("events", state.events)
+                else:
+                    state = replace(state, cursor=items[-1]["id"], cursor_created=int(items[-1]["created"]))
+                    ahead.start(self._list_after, state)   # the next page is on its way while this one is mapped
+                records = self._map_listed(items)
+                yield Page(records, state.as_dict(), notes=notes, requests=self.client.request_count - before,
+                           full_refresh=refreshing)
+                before, notes = self.client.request_count, ()
+                if done:
+                    return state
 
     def _list_after(self, state: StreamState) -> dict[str, Any]:
         try:
