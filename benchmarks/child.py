@@ -63,6 +63,7 @@ def run_sync(config: str, *, profile: str | None = None) -> dict[str, Any]:
                     for r in runs},
         "ok": all(r.status == "succeeded" for r in runs),
         "reader_peak_rss_mb": engine.reader_peaks_mb,
+        "reader_cpu_seconds": engine.reader_cpu_seconds,
     }
     hub.close()
     return result

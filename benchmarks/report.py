@@ -57,6 +57,14 @@ def _memory_text(run: dict[str, Any]) -> str:
             f"peak RSS {run['peak_rss_mb']:.0f} MB writer, {max(readers):.0f} MB largest reader)")
 
 
+def _cpu_split(run: dict[str, Any]) -> str:
+    """Where a sync's CPU went: its reader processes, and the writer (the rest of the tree)."""
+    readers = sum(run.get("reader_cpu_seconds") or [])
+    if not readers:
+        return ""
+    return f"; readers {readers:.1f} s, writer {run['cpu_seconds'] - readers:.1f} s"
+
+
 def _sync_rows(sync: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     if "error" in sync:
@@ -79,7 +87,7 @@ def _sync_rows(sync: dict[str, Any]) -> list[dict[str, Any]]:
             per_object = 1e6 * floor["cpu_seconds"] / floor["records"]
             rows.append(_row("1 sync", "CPU per record: churnhub / floor",
                              f"{per_record:.0f} / {per_object:.0f} us ({ours['cpu_seconds']:.1f} / "
-                             f"{floor['cpu_seconds']:.1f} s CPU)"))
+                             f"{floor['cpu_seconds']:.1f} s CPU{_cpu_split(ours)})"))
         busiest = max(floor.get("sandbox_busiest_share") or 0, ours.get("sandbox_busiest_share") or 0)
         rows.append(_row("1 sync", "sandbox CPU / wall (busiest sandbox, floor or sync)", f"{busiest:.0%}",
                          "< 90% (else sandbox-bound)", busiest, busiest < 0.9))
