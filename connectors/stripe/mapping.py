@@ -43,10 +43,21 @@ OBJECT_KINDS = {
 }
 
 
+# Formatted timestamps by unix second: a customer's invoices share their period bounds, so a
+# page formats each distinct moment about six times (measured: 11k distinct in 70k calls).
+_ISO_TEXT: dict[int, str] = {}
+ISO_CACHE_SIZE = 1 << 16   # emptied when full: a bound on memory, not an eviction policy
+
+
 def iso(timestamp: Any) -> str | None:
     """Unix seconds -> `2024-05-01T12:00:00Z` (None stays None)."""
     if type(timestamp) is int:   # the usual case, first (a bool is not exactly an int)
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+        text = _ISO_TEXT.get(timestamp)
+        if text is None:
+            if len(_ISO_TEXT) >= ISO_CACHE_SIZE:
+                _ISO_TEXT.clear()
+            text = _ISO_TEXT[timestamp] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+        return text
     if timestamp is None or isinstance(timestamp, bool):
         return None
     # what datetime.strftime does underneath, without building the datetime: a third of the time
