@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, Index, delete, func, select, text
 
 from hub.models import SourceRecord, StagedRecord
 from hub.prepared import PreparedRecord, prepare
@@ -32,6 +32,14 @@ staged = StagedRecord.__table__
 source = SourceRecord.__table__
 
 MERGE_CHUNK = 100_000   # staged rows per merge transaction: a few seconds, a bounded sort
+
+# SQLite: the merge fills `source_records`' account index (connector, account_ref) in random
+# order, since it goes in id order. Merging a million records into a table of 2.6 million took
+# 25 s with that index and 11 s without it, and building it afterwards took 5 s for 3.6 million
+# rows (benchmarks: docs/performance.md). So a run whose merge is this large drops the index,
+# and builds it once, when its last merge is done.
+DEFERRED_INDEX = "ix_source_records_account"
+DEFER_INDEX_ROWS = 50_000
 
 STAGED_COLUMNS = ("connector", "stream", "kind", "external_id", "account_ref", "data", "checksum", "deleted",
                   "source_updated_at", "synced_at", "seen_run_id")
@@ -111,6 +119,33 @@ def merge_chunk(connection: Connection, connector: str, stream: str, *, chunk: i
         connection.execute(text(_MERGE_SQLITE), params)   # SQLite applies the rows one by one, in order
     connection.execute(delete(staged).where(key, staged.c.id <= last_id))
     return MergedChunk(rows, last_id)
+
+
+def defer_account_index(connection: Connection) -> bool:
+    """Drop the account index before a large merge (SQLite only); True if this call dropped it."""
+    if connection.dialect.name != "sqlite" or not _has_index(connection, DEFERRED_INDEX):
+        return False
+    _index(DEFERRED_INDEX).drop(connection)
+    return True
+
+
+def build_account_index(connection: Connection) -> bool:
+    """Create the account index if it is missing (merges deferred it, or a crash came between); True if built."""
+    if _has_index(connection, DEFERRED_INDEX):
+        return False
+    _index(DEFERRED_INDEX).create(connection)
+    return True
+
+
+def _index(name: str) -> Index:
+    return next(index for index in source.indexes if index.name == name)
+
+
+def _has_index(connection: Connection, name: str) -> bool:
+    if connection.dialect.name != "sqlite":
+        return True   # never deferred there
+    return connection.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name"),
+                              {"name": name}).first() is not None
 
 
 def stored_count(connection: Connection, connector: str, kinds: Sequence[str]) -> int:

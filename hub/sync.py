@@ -249,6 +249,7 @@ class SyncEngine:
         # ...and during run() they share one connection: each SQLite connection grows its own page
         # cache (8 MB, hub.db), and only one of them can write at a time anyway
         self._writer: Connection | None = None
+        self._running = False   # inside run(): an index a merge deferred (hub.staging) is built when it ends
         self.commit_records = commit_records
         self.commit_seconds = commit_seconds
         self.lease_owner = lease_owner     # set by workers sharing one PostgreSQL
@@ -278,12 +279,15 @@ class SyncEngine:
         if self.engine.dialect.name == "sqlite":
             self._writer = self.engine.connect()
         finisher = Finisher(self.finish_stream)
+        self._running = True
         try:
             try:
                 with ThreadPoolExecutor(max_workers=max(1, len(items)), thread_name_prefix="sync") as pool:
                     summaries = [summary for batch in pool.map(run_connector, items) for summary in batch]
             finally:
                 finisher.close()
+                self._running = False
+                self._build_account_index()   # also repairs a run that crashed between drop and build
             return summaries
         finally:
             if self._writer is not None:
@@ -455,6 +459,9 @@ class SyncEngine:
         """
         with self.engine.connect() as connection:
             before = staging.stored_count(connection, summary.connector, kinds)
+        if summary.inserted + summary.deleted >= staging.DEFER_INDEX_ROWS:
+            with self._writing, self._transaction() as connection:
+                staging.defer_account_index(connection)
         merged = 0
         while True:
             with self._writing, self._transaction() as connection:
@@ -462,12 +469,23 @@ class SyncEngine:
             merged += chunk.rows
             if chunk.rows < staging.MERGE_CHUNK:
                 break
+        if not self._running:   # a stream run on its own: nothing else will build it
+            self._build_account_index()
         with self.engine.connect() as connection:
             new = staging.stored_count(connection, summary.connector, kinds) - before
         repeated = min(max(0, merged - new), summary.inserted)
         if repeated:
             summary.inserted -= repeated
             summary.updated += repeated
+
+    def _build_account_index(self) -> None:
+        if self.engine.dialect.name != "sqlite":
+            return
+        started = time.monotonic()
+        with self._writing, self._transaction() as connection:
+            built = staging.build_account_index(connection)
+        if built:
+            log.info("built %s in %.1f s", staging.DEFERRED_INDEX, time.monotonic() - started)
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
 from hub import CheckResult, Connector, Page, Record, Stream, staging, store
 from hub.models import SourceRecord, StagedRecord
@@ -250,3 +250,55 @@ def test_the_sqlite_writer_is_granted_in_the_order_it_was_asked_for() -> None:
     for thread in threads:
         thread.join()
     assert order == [0, 1, 2, 3, 4]
+
+
+def account_index_exists(engine: Engine) -> bool:
+    return any(index["name"] == staging.DEFERRED_INDEX for index in inspect(engine).get_indexes("source_records"))
+
+
+@pytest.fixture
+def small_deferral(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first load of three records counts as large."""
+    monkeypatch.setattr(staging, "DEFER_INDEX_ROWS", 3)
+
+
+def test_a_large_first_load_on_sqlite_is_merged_without_the_account_index_which_the_run_builds_at_its_end(
+        engine: Engine, small_deferral: None) -> None:
+    during: list[bool] = []   # whether the index existed as each stream finished (after its merge)
+    connector = TwoStreams([[account("a1", account_id="c1"), account("a2", account_id="c2")], [account("a3")]])
+    summaries = SyncEngine(engine, on_finished=lambda _: during.append(account_index_exists(engine))).run(
+        StreamSelection({"crm": connector}))
+    assert [s.status for s in summaries] == ["succeeded", "succeeded"]
+    assert during == ([False, False] if engine.dialect.name == "sqlite" else [True, True])
+    assert account_index_exists(engine)   # built once, when the run ended
+    assert stored_rows(engine) == 6 and staged_rows(engine) == 0
+    with engine.connect() as connection:
+        by_account = connection.execute(select(SourceRecord.kind, SourceRecord.external_id).where(
+            SourceRecord.connector == "crm", SourceRecord.account_ref == "c1").order_by(SourceRecord.kind)).all()
+    assert by_account == [("account", "a1"), ("contact", "a1")]
+
+
+def test_a_small_first_load_keeps_the_account_index(engine: Engine) -> None:
+    during: list[bool] = []
+    SyncEngine(engine, on_finished=lambda _: during.append(account_index_exists(engine))).run(
+        StreamSelection({"crm": PagedConnector([[account("a1")], [account("a2")]])}))
+    assert during == [True]
+
+
+def test_a_stream_run_on_its_own_builds_the_index_its_merge_deferred(engine: Engine, small_deferral: None) -> None:
+    connector = PagedConnector([[account(f"a{i}")] for i in range(4)])
+    summary = SyncEngine(engine).run_stream("crm", connector, "things")
+    assert summary.status == "succeeded" and summary.inserted == 4
+    assert account_index_exists(engine)
+
+
+def test_an_account_index_missing_after_a_crash_is_built_by_the_next_run(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the index is only ever deferred on SQLite")
+    connector = PagedConnector([[account("a1")]])
+    sync(engine, connector)
+    with engine.begin() as connection:   # what a crash between the drop and the build leaves
+        assert staging.defer_account_index(connection)
+    assert not account_index_exists(engine)
+    again = sync(engine, connector)
+    assert again.status == "succeeded" and account_index_exists(engine)
