@@ -41,7 +41,7 @@ def parse_datetime(value: Any) -> datetime | None:
     return _parse_text(value)
 
 
-@lru_cache(maxsize=1 << 16)   # records share timestamps, and a read parses each one several times
+@lru_cache(maxsize=1 << 12)   # records share timestamps, and a read parses each one several times
 def _parse_text(value: str) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():   # +0000 -> +00:00
@@ -53,7 +53,7 @@ def _parse_text(value: str) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def iso_utc(moment: datetime | None) -> str | None:
     """`2024-05-01T12:00:00Z` (milliseconds only when there are some)."""
     if moment is None:

@@ -57,7 +57,7 @@ SETTLE_SECONDS = 60
 ORDER = ("SystemModstamp ASC", "Id ASC")
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def stamp_key(moment: datetime) -> str:
     """Fixed-width UTC text, so keys sort like the moments they name."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
