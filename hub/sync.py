@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from hub import readers, staging, store
 from hub.connector import Connector
@@ -262,7 +262,9 @@ class SyncEngine:
     def run(self, selection: StreamSelection, *, full: bool = False) -> list[SyncRunSummary]:
         """Sync every selected stream; connectors in parallel. Returns one summary per stream run."""
         items = [(name, c) for name, c in selection.connectors.items() if selection.streams_of(c)]
-        reader_processes = self._start_readers(items, self.reader_processes) if self.reader_processes else []
+        reader_processes = self._start_readers(items, self.reader_processes, self._read_weights(selection, items)) \
+            if self.reader_processes else []
+        # connectors in no reader process are read in this process's threads (readers.place_connectors)
         reading = {name: process.source(name) for process in reader_processes for name in process.names}
 
         def run_connector(item: tuple[str, Connector]) -> list[SyncRunSummary]:
@@ -300,10 +302,22 @@ class SyncEngine:
                 if process.cpu_seconds is not None:
                     self.reader_cpu_seconds.append(process.cpu_seconds)
 
+    def _read_weights(self, selection: StreamSelection, items: Sequence[tuple[str, Connector]]) -> dict[str, float]:
+        """How much each connector is expected to read: per selected stream, the most requests a run of
+        it ever made (at least one, so a connector never synced weighs its number of streams)."""
+        names = [name for name, _ in items]
+        with self.engine.connect() as connection:
+            most = {(connector, stream): requests or 0 for connector, stream, requests in connection.execute(
+                select(runs.c.connector, runs.c.stream, func.max(runs.c.requests))
+                .where(runs.c.connector.in_(names)).group_by(runs.c.connector, runs.c.stream))}
+        return {name: float(sum(max(1, most.get((name, stream), 0)) for stream in selection.streams_of(connector)))
+                for name, connector in items}
+
     @staticmethod
-    def _start_readers(items: Sequence[tuple[str, Connector]], most: int) -> list[ReaderProcess]:
-        """Fork at most `most` reader processes, one per connector while there are enough
-        (connectors beyond share a process, a thread each).
+    def _start_readers(items: Sequence[tuple[str, Connector]], most: int,
+                       weights: Mapping[str, float]) -> list[ReaderProcess]:
+        """Fork at most `most` reader processes for the connectors `readers.place_connectors` gives
+        them (the others are read in this process's threads).
 
         Forked here, before any thread of this run exists (so no child inherits a lock some thread
         holds), with the heap frozen: the children's garbage collector then leaves the objects they
@@ -311,8 +325,9 @@ class SyncEngine:
         """
         if not items:
             return []
-        count = max(1, min(len(items), most))
-        groups = [dict(items[i::count]) for i in range(count)]
+        by_name = dict(items)
+        groups = [{name: by_name[name] for name in names}
+                  for names in readers.place_connectors(weights, max(1, min(len(items), most)))]
         started: list[ReaderProcess] = []
         gc.freeze()
         try:

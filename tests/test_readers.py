@@ -21,7 +21,7 @@ from hub import CheckResult, Connector, Page, Record, Stream
 from hub.errors import ConnectorError, TransientError
 from hub.models import SourceRecord, SyncState
 from hub.prepared import prepare
-from hub.readers import PreparedPage, ReaderProcess, supported
+from hub.readers import PreparedPage, ReaderProcess, place_connectors, supported
 from hub.sync import NoProgress, StreamSelection, SyncEngine, SyncRunSummary
 
 pytestmark = pytest.mark.skipif(not supported(), reason="reader processes are forked: Linux only")
@@ -300,3 +300,54 @@ def test_several_reader_processes_sync_several_connectors(engine: Engine) -> Non
     assert sorted((s.connector, s.status, s.inserted) for s in summaries) == [
         ("billing", "succeeded", 25), ("crm", "succeeded", 40), ("helpdesk", "succeeded", 9)]
     assert len(engine_.reader_peaks_mb) == 2
+
+
+def test_the_heaviest_connectors_get_the_reader_processes_and_the_writer_reads_the_rest() -> None:
+    # a first sync: each connector weighs its number of streams
+    assert place_connectors({"crm": 4, "billing": 5, "helpdesk": 4}, 1) == [["billing"]]
+    # from history (requests): the two light ones together still weigh less than the heavy one
+    assert place_connectors({"crm": 330, "billing": 24_000, "helpdesk": 4_300}, 1) == [["billing"]]
+    # each onto the least loaded side, the writer's process included
+    assert place_connectors({"crm": 9_000, "billing": 10_000, "helpdesk": 4_000, "ops": 2_000}, 1) == \
+        [["billing", "ops"]]
+    # enough processes: one each, none left for the writer; ties keep the configured order
+    assert place_connectors({"crm": 2, "billing": 2, "helpdesk": 2}, 3) == [["crm"], ["billing"], ["helpdesk"]]
+    assert place_connectors({"crm": 2, "billing": 2, "helpdesk": 2}, 2) == [["crm"], ["billing"]]
+    assert place_connectors({"crm": 1}, 1) == [["crm"]]
+
+
+class WhoReads(NumberedConnector):
+    """Each record says which process read it."""
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        for page in super().read(stream, state):
+            yield Page([Record(r.kind, r.external_id, {"pid": os.getpid()}) for r in page.records], page.state)
+
+
+def readers_of(engine: Engine) -> dict[str, set[int]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(SourceRecord.connector, SourceRecord.data)).all()
+    found: dict[str, set[int]] = {}
+    for connector, data in rows:
+        found.setdefault(connector, set()).add(data["pid"])
+    return found
+
+
+def test_a_connector_beyond_the_reader_processes_is_read_in_the_writers_process(engine: Engine) -> None:
+    # billing made the most requests last time: it gets the one reader process
+    SyncEngine(engine).run(StreamSelection({"billing": WhoReads(30, 1), "crm": WhoReads(4, 2)}))
+    with engine.begin() as connection:
+        connection.execute(SourceRecord.__table__.delete())
+        connection.execute(SyncState.__table__.delete())
+    sync = SyncEngine(engine, reader_processes=1)
+    weights = sync._read_weights(StreamSelection({"billing": WhoReads(), "crm": WhoReads()}),
+                                 [("billing", WhoReads()), ("crm", WhoReads())])
+    assert weights == {"billing": 60.0, "crm": 4.0}   # per stream, the most requests any run made
+    summaries = sync.run(StreamSelection({"crm": WhoReads(4, 2), "billing": WhoReads(30, 1)}))
+    assert sorted((s.connector, s.stream, s.status, s.inserted) for s in summaries) == [
+        ("billing", "others", "succeeded", 30), ("billing", "things", "succeeded", 30),
+        ("crm", "others", "succeeded", 4), ("crm", "things", "succeeded", 4)]
+    read_by = readers_of(engine)
+    assert read_by["crm"] == {os.getpid()}
+    assert len(read_by["billing"]) == 1 and read_by["billing"] != {os.getpid()}
+    assert len(sync.reader_peaks_mb) == 1
