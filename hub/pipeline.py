@@ -56,9 +56,10 @@ def select_connectors(hub: Hub, names: Sequence[str] | None) -> dict[str, Connec
 
 
 def reader_processes(connectors: int) -> int:
-    """How many reader processes a sync of `connectors` forks: CHURNHUB_READER_PROCESSES, else one per
-    connector up to one fewer than the CPUs (the writer needs one; on two CPUs one reader process
-    reading every connector was as fast as three and took 65 MB less)."""
+    """How many reader processes a sync of `connectors` forks at most: CHURNHUB_READER_PROCESSES, else
+    one per connector up to one fewer than the CPUs (the writer needs one; on two CPUs one reader
+    process was as fast as three and took 65 MB less). Which connectors they read, and which are
+    read in the writer's own threads, is `hub.readers.place_connectors`."""
     try:
         limit = Environment().reader_processes
     except ValidationError:

@@ -34,10 +34,10 @@ source = SourceRecord.__table__
 MERGE_CHUNK = 100_000   # staged rows per merge transaction: a few seconds, a bounded sort
 
 # SQLite: the merge fills `source_records`' account index (connector, account_ref) in random
-# order, since it goes in id order. Merging a million records into a table of 2.6 million took
-# 25 s with that index and 11 s without it, and building it afterwards took 5 s for 3.6 million
-# rows (benchmarks: docs/performance.md). So a run whose merge is this large drops the index,
-# and builds it once, when its last merge is done.
+# order, since it goes in key order. Merging a million records into a table of 2.65 million took
+# 24 s with that index, and 12 s without it plus 5 s to build it over the 3.65 million rows
+# (`python -m benchmarks.merge`). So a run whose merge is this large drops the index, and builds
+# it once, when its last merge is done.
 DEFERRED_INDEX = "ix_source_records_account"
 DEFER_INDEX_ROWS = 50_000
 
