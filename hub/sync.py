@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import readers, staging, store
 from hub.connector import Connector
@@ -479,14 +480,16 @@ class SyncEngine:
             if summary.inserted + summary.deleted >= staging.DEFER_INDEX_ROWS:
                 staging.defer_account_index(connection)
         merged = 0
-        while True:
-            with self._writing, self._transaction() as connection:
-                chunk = staging.merge_chunk(connection, summary.connector, summary.stream)
-            merged += chunk.rows
-            if chunk.rows < staging.MERGE_CHUNK:
-                break
-        if not self._running:   # a stream run on its own: nothing else will build it
-            self._build_account_index()
+        try:
+            while True:
+                with self._writing, self._transaction() as connection:
+                    chunk = staging.merge_chunk(connection, summary.connector, summary.stream)
+                merged += chunk.rows
+                if chunk.rows < staging.MERGE_CHUNK:
+                    break
+        finally:
+            if not self._running:   # a stream run on its own: nothing else will build it
+                self._build_account_index()
         with self._writing, self._transaction() as connection:
             new = staging.stored_count(connection, summary.connector, kinds) - before
         repeated = min(max(0, merged - new), summary.inserted)
@@ -495,11 +498,17 @@ class SyncEngine:
             summary.updated += repeated
 
     def _build_account_index(self) -> None:
+        """Build the index merges deferred. A failure is logged, not raised: every record is stored,
+        the index only speeds up reads by account, and the next run tries again."""
         if self.engine.dialect.name != "sqlite":
             return
         started = time.monotonic()
-        with self._writing, self._transaction() as connection:
-            built = staging.build_account_index(connection)
+        try:
+            with self._writing, self._transaction() as connection:
+                built = staging.build_account_index(connection)
+        except SQLAlchemyError:
+            log.exception("could not build %s; the next sync tries again", staging.DEFERRED_INDEX)
+            return
         if built:
             log.info("built %s in %.1f s", staging.DEFERRED_INDEX, time.monotonic() - started)
 

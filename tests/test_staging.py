@@ -302,3 +302,22 @@ def test_an_account_index_missing_after_a_crash_is_built_by_the_next_run(engine:
     assert not account_index_exists(engine)
     again = sync(engine, connector)
     assert again.status == "succeeded" and account_index_exists(engine)
+
+
+def test_an_account_index_that_cannot_be_built_is_logged_and_the_run_keeps_its_results(
+        engine: Engine, small_deferral: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the index is only ever deferred on SQLite")
+    from sqlalchemy.exc import OperationalError
+
+    def full_disk(connection: Any) -> bool:
+        raise OperationalError("CREATE INDEX", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(staging, "build_account_index", full_disk)
+    summary = sync(engine, PagedConnector([[account(f"a{i}")] for i in range(4)]))
+    assert (summary.status, summary.inserted) == ("succeeded", 4) and stored_rows(engine) == 4
+    assert "could not build ix_source_records_account; the next sync tries again" in caplog.text
+    assert not account_index_exists(engine)
+    monkeypatch.undo()
+    sync(engine, PagedConnector([[account("a0")]]))
+    assert account_index_exists(engine)
