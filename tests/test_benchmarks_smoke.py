@@ -31,3 +31,15 @@ def test_benchmarks_run_at_a_tiny_size(tmp_path: Path) -> None:
     figures = {row["figure"]: row for row in results["verdicts"]}
     assert figures["churnhub SQLite / floor"]["ratio"] > 0
     assert "churnhub SQLite / floor" in done.stdout
+
+
+def test_the_merge_benchmark_merges_every_staged_row_and_leaves_the_index(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.merge", "--stored", "3000", "--staged", "1200", "--accounts", "50",
+         "--workdir", str(tmp_path), "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for variant in ("with_index", "deferred_index"):
+        assert figures[variant]["merged"] == 1200 and figures[variant]["indexed"], figures[variant]
+    assert figures["with_index"]["index_seconds"] == 0
