@@ -32,7 +32,7 @@ from hub import readers, staging, store
 from hub.connector import Connector
 from hub.errors import ConnectorError, QuotaExhaustedError
 from hub.models import SyncRun, utcnow
-from hub.prepared import PreparedRecord
+from hub.prepared import PreparedRecord, prepare
 from hub.readers import PreparedPage, ReaderProcess
 from hub.records import Page, Record
 
@@ -375,7 +375,8 @@ class SyncEngine:
         summary = run.summary
         with self.engine.connect() as connection:
             state = None if summary.full else store.load_state(connection, summary.connector, summary.stream)
-            run.staged = staging.should_stage(connection, summary.connector, summary.stream, run.kinds)
+            run.staged = staging.should_stage(connection, summary.connector, summary.stream, run.kinds,
+                                              first_read=state is None and not summary.full)
         batches = commit_batches(run.source.read(summary.stream, state), seen=run.reconciling, stop=self.stop,
                                  records=self.commit_records, seconds=self.commit_seconds)
         with closing(batches):
@@ -445,14 +446,20 @@ class SyncEngine:
         return SyncRunSummary(name, stream, run_id, full, started_at=started)
 
     def _commit_batch(self, summary: SyncRunSummary, batch: Batch, *, requests: int, staged: bool) -> None:
-        with self._writing, self._transaction() as connection:
-            now = self.clock()
-            seen_run_id = summary.run_id if batch.seen else None
-            if staged:
-                counts = staging.stage_records(connection, summary.connector, summary.stream, batch.records,
+        now = self.clock()
+        seen_run_id = summary.run_id if batch.seen else None
+        # Records are prepared before this stream takes its turn on the writer: on SQLite every
+        # other stream's batches and merges wait while the turn is held.
+        prepared = [prepare(record) if isinstance(record, Record) else record for record in batch.records]
+        rows: list[staging.StagedRow] | None = None
+        if staged:
+            rows, counts = staging.staged_rows(self.engine.dialect, summary.connector, summary.stream, prepared,
                                                now=now, seen_run_id=seen_run_id)
+        with self._writing, self._transaction() as connection:
+            if rows is not None:
+                staging.insert_staged(connection, rows)
             else:
-                counts = store.write_records(connection, summary.connector, batch.records, now=now,
+                counts = store.write_records(connection, summary.connector, prepared, now=now,
                                              seen_run_id=seen_run_id)
             if self.lease_owner:  # fencing: a worker that lost its lease commits nothing
                 store.renew_lease(connection, summary.connector, summary.stream, self.lease_owner,
@@ -471,29 +478,39 @@ class SyncEngine:
     def _merge_staged(self, summary: SyncRunSummary, kinds: Sequence[str]) -> None:
         """Merge the stream's staged first load, a chunk per transaction (other streams write in between).
 
-        A record staged twice was counted as inserted twice; the stored rows say how many were new.
+        Every staged record was counted as inserted (or deleted); the stored rows say how many were
+        new, and the merge how many said what was stored already (a kind another stream stores too).
         """
         # Counted on the writer's connection: a count reads much of an index, and every pooled
         # SQLite connection that reads keeps a page cache of its own (8 MB) for the rest of the run.
         with self._writing, self._transaction() as connection:
-            before = staging.stored_count(connection, summary.connector, kinds)
+            before = staging.stored_counts(connection, summary.connector, kinds)
             if summary.inserted + summary.deleted >= staging.DEFER_INDEX_ROWS:
                 staging.defer_account_index(connection)
-        merged = 0
+        stored_kinds = sorted(before)
+        merged = unchanged = unchanged_deleted = 0
         try:
             while True:
                 with self._writing, self._transaction() as connection:
-                    chunk = staging.merge_chunk(connection, summary.connector, summary.stream)
+                    chunk = staging.merge_chunk(connection, summary.connector, summary.stream,
+                                                stored_kinds=stored_kinds)
                 merged += chunk.rows
+                unchanged += chunk.unchanged
+                unchanged_deleted += chunk.unchanged_deleted
                 if chunk.rows < staging.MERGE_CHUNK:
                     break
         finally:
             if not self._running:   # a stream run on its own: nothing else will build it
                 self._build_account_index()
         with self._writing, self._transaction() as connection:
-            new = staging.stored_count(connection, summary.connector, kinds) - before
-        repeated = min(max(0, merged - new), summary.inserted)
-        if repeated:
+            new = sum(staging.stored_counts(connection, summary.connector, kinds).values()) - sum(before.values())
+        unchanged_live = min(unchanged - unchanged_deleted, summary.inserted)
+        unchanged_deleted = min(unchanged_deleted, summary.deleted)
+        summary.inserted -= unchanged_live
+        summary.deleted -= unchanged_deleted
+        summary.unchanged += unchanged_live + unchanged_deleted
+        repeated = min(max(0, merged - new - unchanged_live - unchanged_deleted), summary.inserted)
+        if repeated:   # a key read twice, or one stored before that changed
             summary.inserted -= repeated
             summary.updated += repeated
 

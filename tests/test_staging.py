@@ -179,6 +179,54 @@ class TwoStreams(PagedConnector):
             yield Page([Record(kind, r.external_id, r.fields) for r in page.records], page.state)
 
 
+class SharedKind(PagedConnector):
+    """Like Zendesk's: `orgs` carries accounts and satisfaction records, `tickets` tickets and satisfaction records."""
+
+    streams = {"orgs": Stream("orgs", ("account", "satisfaction")),
+               "tickets": Stream("tickets", ("ticket", "satisfaction"))}
+
+    def __init__(self, pages: dict[str, list[list[Record]]]) -> None:
+        super().__init__([])
+        self.pages_of = pages
+
+    def read(self, stream: str, state: Mapping[str, Any] | None) -> Iterator[Page]:
+        self.pages = self.pages_of[stream]
+        return super().read(stream, state)
+
+
+def test_a_first_read_is_staged_even_when_another_stream_stored_its_kinds_and_counts_stay_exact(
+        engine: Engine, small_chunks: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    staged_streams: list[str] = []
+    rows_of = staging.staged_rows
+
+    def recording(dialect: Any, connector: str, stream: str, *args: Any,
+                  **kwargs: Any) -> tuple[list[staging.StagedRow], store.WriteCounts]:
+        staged_streams.append(stream)
+        return rows_of(dialect, connector, stream, *args, **kwargs)
+
+    monkeypatch.setattr(staging, "staged_rows", recording)
+    rating = lambda i, score: Record("satisfaction", i, {"score": score})  # noqa: E731
+    connector = SharedKind({
+        "orgs": [[account("o1", name="O1"), rating("s1", 9), rating("s2", 7), rating("s9", 1)]],
+        "tickets": [[Record("ticket", "t1", {"subject": "hi"}), rating("s1", 9)],     # s1 as stored
+                    [rating("s2", 3), Record("ticket", "t2", {"subject": "yo"})],     # s2 changed
+                    [rating("s3", 10), rating("s9", 1)]],                              # s3 new, s9 as stored
+    })
+    orgs, tickets = SyncEngine(engine, commit_records=1).run(StreamSelection({"crm": connector}))
+    assert staged_streams.count("orgs") == 1 and staged_streams.count("tickets") == 3
+    assert (orgs.inserted, orgs.updated, orgs.unchanged) == (4, 0, 0)
+    assert (tickets.status, tickets.inserted, tickets.updated, tickets.unchanged) == ("succeeded", 3, 1, 2)
+    rows = stored(engine)
+    assert rows["s2"] == ({"score": 3}, False) and rows["s3"] == ({"score": 10}, False) and len(rows) == 7
+    assert staged_rows(engine) == 0
+
+    # the next run of the stream is not its first read: page by page, as for any incremental read
+    connector.pages_of["tickets"].append([rating("s3", 8), Record("ticket", "t3", {"subject": "new"})])
+    staged_streams.clear()
+    second = SyncEngine(engine).run(StreamSelection({"crm": connector}, ["tickets"]))
+    assert staged_streams == [] and [(s.inserted, s.updated) for s in second] == [(1, 1)]
+
+
 class Events:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
