@@ -1,6 +1,6 @@
 """First loads: appended to `staged_records` as read, merged into `source_records` in key order.
 
-The first read of a stream (no record of its kinds stored yet) is most of a first sync, and its
+The first read of a stream (no record of its kinds stored yet, or none of its own) is most of a first sync, and its
 ids arrive in no useful order: Stripe's are random. Upserted one page at a time, every record
 then lands on an index page of its own, and at four million records each commit rewrote
 thousands of pages (a 2.4M-record Stripe load: 217 s). So a first load appends its pages to
