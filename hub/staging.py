@@ -83,18 +83,18 @@ StagedRow = tuple[Any, ...]
 def stage_records(connection: Connection, connector: str, stream: str, records: Sequence[Record | PreparedRecord],
                   *, now: datetime, seen_run_id: int | None) -> WriteCounts:
     """Append a batch of a first load; counts every record as inserted (or deleted) until the merge says otherwise."""
-    rows, counts = staged_rows(connection.dialect, connector, stream, records, now=now, seen_run_id=seen_run_id)
+    prepared = [prepare(record) if isinstance(record, Record) else record for record in records]
+    rows, counts = staged_rows(connection.dialect, connector, stream, prepared, now=now, seen_run_id=seen_run_id)
     insert_staged(connection, rows)
     return counts
 
 
-def staged_rows(dialect: Dialect, connector: str, stream: str, records: Sequence[Record | PreparedRecord], *,
+def staged_rows(dialect: Dialect, connector: str, stream: str, prepared: Sequence[PreparedRecord], *,
                 now: datetime, seen_run_id: int | None) -> tuple[list[StagedRow], WriteCounts]:
     """The rows `insert_staged` appends for a batch, and what they count as: pure CPU, so the engine
     makes them before it takes its turn on the SQLite writer, not while other streams wait for it."""
     sql = Statements.for_dialect(dialect)
     moment, stamp, flag = sql.stamp(now), sql.stamp, sql.flag
-    prepared = [prepare(record) if isinstance(record, Record) else record for record in records]
     rows = [(connector, stream, kind, external_id, account_ref, data, digest, flag(deleted),
              stamp(updated_at) if updated_at is not None else None, moment, seen_run_id)
             for kind, external_id, account_ref, data, digest, deleted, _, updated_at in prepared]
